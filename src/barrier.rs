@@ -1,0 +1,66 @@
+//! Sequence barriers: what a consumer waits for before it may read a sequence.
+//!
+//! A consumer of the first stage depends on the producers: it may read everything the sequencer
+//! reports published. A consumer placed after other stages depends on them: it may read everything
+//! all of them have finished, which is the minimum of their sequences (they only ever pass
+//! published events, so that is published too). Loads are `Acquire`, so the consumer sees the
+//! producer's writes to the slots, and its upstream stages' writes (an exclusive stage enriching
+//! the event in place).
+//!
+//! The barrier also says when to stop waiting: the queue drained to its last sequence, or halted.
+
+use std::time::Instant;
+
+use crate::lifecycle::Stop;
+use crate::sequence::Sequence;
+use crate::sequencer::sealed::SequencerImpl;
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::wait::{WaitStrategy, Waited};
+
+pub(crate) struct Barrier<E, S, W> {
+    pub(crate) shared: Arc<Shared<E, S, W>>,
+    /// Upstream consumers' sequences; empty for a first-stage consumer.
+    upstream: Box<[Arc<Sequence>]>,
+}
+
+impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
+    pub(crate) fn new(shared: Arc<Shared<E, S, W>>, upstream: Vec<Arc<Sequence>>) -> Self {
+        Self {
+            shared,
+            upstream: upstream.into_boxed_slice(),
+        }
+    }
+
+    /// The highest sequence this consumer may read now (`next - 1` if none).
+    #[inline]
+    pub(crate) fn available(&self, next: i64) -> i64 {
+        if self.upstream.is_empty() {
+            self.shared.sequencer.highest_published(next)
+        } else {
+            crate::sequence::minimum(&self.upstream, i64::MAX)
+        }
+    }
+
+    /// Waits with `wait` until `next` is available; returns the highest available sequence.
+    #[inline]
+    pub(crate) fn wait_for<P: WaitStrategy>(
+        &self,
+        next: i64,
+        wait: &P,
+        deadline: Option<Instant>,
+    ) -> Waited<i64, Stop> {
+        let available = self.available(next);
+        if available >= next {
+            return Waited::Ready(available);
+        }
+        wait.wait_until(
+            || {
+                let available = self.available(next);
+                (available >= next).then_some(available)
+            },
+            || self.shared.lifecycle.consumer_stop(next),
+            deadline,
+        )
+    }
+}

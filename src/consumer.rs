@@ -1,0 +1,537 @@
+//! Consumers: event handlers, their options, and the batch loop that runs each on its own thread.
+//!
+//! # The batch loop
+//! A consumer owns one [`Sequence`]: the last event it finished. It waits on its barrier for the
+//! next sequence, which returns the *highest* available one; it then hands every event up to it
+//! (or up to its `max_batch`) to the handler, the last one with `end_of_batch = true`, and stores
+//! its sequence once for the whole batch (`Release`: the events it covers are done). That single
+//! store per batch is what lets a consumer that fell behind catch up at memory speed.
+//!
+//! # Panics
+//! The loop runs under `catch_unwind`, re-entered only after a panic, so it costs nothing per
+//! event. What follows a handler's panic is the consumer's [`PanicPolicy`].
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::barrier::Barrier;
+use crate::lifecycle::Stop;
+use crate::ring::Ring;
+use crate::sequence::Sequence;
+use crate::sequencer::sealed::SequencerImpl;
+use crate::sync::Arc;
+use crate::wait::{PollingWait, WaitStrategy, Waited};
+
+/// Handles events by shared reference; many such handlers may read the same event at once.
+///
+/// Only [`on_event`](Self::on_event) is required. The handler is built on the consumer's own
+/// thread (see [`Consumer::with_handler`]), so it need not be `Send`.
+///
+/// ```
+/// struct Sum { total: u64 }
+/// impl ringmq::EventHandler<u64> for Sum {
+///     fn on_event(&mut self, event: &u64, _sequence: i64, _end_of_batch: bool) {
+///         self.total += event;
+///     }
+///     fn on_shutdown(&mut self) {
+///         println!("total {}", self.total);
+///     }
+/// }
+/// let consumer = ringmq::Consumer::with_handler("sum", || Sum { total: 0 });
+/// # let _ = consumer;
+/// ```
+pub trait EventHandler<E> {
+    /// Handles the event at `sequence`; `end_of_batch` is true for the last event of a batch
+    /// (flush buffered work there).
+    fn on_event(&mut self, event: &E, sequence: i64, end_of_batch: bool);
+
+    /// Called once on the consumer thread before the first event.
+    fn on_start(&mut self) {}
+
+    /// Called once on the consumer thread after the last event (drained, halted or failed).
+    fn on_shutdown(&mut self) {}
+
+    /// Called before each batch: `batch_len` events follow, and `queue_depth` are available now
+    /// (more than `batch_len` when `max_batch` capped the batch).
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        let _ = (batch_len, queue_depth);
+    }
+
+    /// Called when the consumer's [`timeout`](Consumer::timeout) passed with no event;
+    /// `sequence` is the last event handled.
+    fn on_timeout(&mut self, sequence: i64) {
+        let _ = sequence;
+    }
+}
+
+/// Handles events by exclusive reference: may change the event in place for later stages.
+///
+/// The builder accepts such a handler only where no other consumer can read the event at the same
+/// time (every other consumer is before or after it in the graph), which is what makes `&mut E`
+/// sound.
+pub trait ExclusiveHandler<E> {
+    /// Handles, and may change, the event at `sequence`.
+    fn on_event(&mut self, event: &mut E, sequence: i64, end_of_batch: bool);
+
+    /// As [`EventHandler::on_start`].
+    fn on_start(&mut self) {}
+
+    /// As [`EventHandler::on_shutdown`].
+    fn on_shutdown(&mut self) {}
+
+    /// As [`EventHandler::on_batch_start`].
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        let _ = (batch_len, queue_depth);
+    }
+
+    /// As [`EventHandler::on_timeout`].
+    fn on_timeout(&mut self, sequence: i64) {
+        let _ = sequence;
+    }
+}
+
+/// What a consumer does when its handler panics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PanicPolicy {
+    /// Halt the whole queue: other consumers stop at their next batch, producers get
+    /// [`PublishError::ConsumerFailed`](crate::PublishError::ConsumerFailed), and
+    /// [`Disruptor::shutdown`](crate::Disruptor::shutdown) returns the panic. The default.
+    #[default]
+    HaltAll,
+    /// Report the panic on stderr, skip the event, go on with the next one (and the same handler).
+    /// The count of skipped events is in the [`ShutdownReport`](crate::ShutdownReport).
+    SkipEvent,
+    /// Report the panic on stderr and stop calling this handler. The consumer keeps following its
+    /// upstream without handling anything, so it holds back neither producers nor the stages after
+    /// it (which go on without its work); `shutdown` returns the panic.
+    HaltConsumer,
+}
+
+/// Where and how one consumer runs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub(crate) pin: Option<usize>,
+    pub(crate) max_batch: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) policy: PanicPolicy,
+    pub(crate) wait: Option<PollingWait>,
+}
+
+/// A consumer to add to a [`Builder`](crate::Builder): a name, a handler, and how to run it.
+///
+/// ```
+/// use std::time::Duration;
+/// use ringmq::{Consumer, PanicPolicy, PollingWait};
+///
+/// let journal = Consumer::new("journal", |event: &u64, seq, end_of_batch| {
+///     // append `event`; flush when `end_of_batch`
+/// #   let _ = (event, seq, end_of_batch);
+/// })
+/// .max_batch(256)
+/// .timeout(Duration::from_millis(10))
+/// .on_panic(PanicPolicy::SkipEvent)
+/// .wait_strategy(PollingWait::Yielding);
+/// # let _ = journal;
+/// ```
+pub struct Consumer<E, H> {
+    pub(crate) name: String,
+    pub(crate) handler: H,
+    pub(crate) options: Options,
+    _event: PhantomData<fn(E)>,
+}
+
+impl<E> Consumer<E, ()> {
+    /// A consumer that calls `f(event, sequence, end_of_batch)` for each event.
+    pub fn new<F>(name: impl Into<String>, f: F) -> Consumer<E, impl IntoProcess<E>>
+    where
+        F: FnMut(&E, i64, bool) + Send + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, SharedFactory(move || FnHandler(f)))
+    }
+
+    /// A consumer that may change each event in place: `f(&mut event, sequence, end_of_batch)`.
+    /// See [`ExclusiveHandler`] for where the builder accepts it.
+    pub fn exclusive<F>(name: impl Into<String>, f: F) -> Consumer<E, impl IntoProcess<E>>
+    where
+        F: FnMut(&mut E, i64, bool) + Send + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, ExclusiveFactory(move || FnHandler(f)))
+    }
+
+    /// A consumer whose [`EventHandler`] is built by `factory` on the consumer's own thread
+    /// (per-consumer state that need not be `Send`).
+    pub fn with_handler<H, F>(
+        name: impl Into<String>,
+        factory: F,
+    ) -> Consumer<E, impl IntoProcess<E>>
+    where
+        F: FnOnce() -> H + Send + 'static,
+        H: EventHandler<E> + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, SharedFactory(factory))
+    }
+
+    /// As [`with_handler`](Self::with_handler), for an [`ExclusiveHandler`].
+    pub fn exclusive_with_handler<H, F>(
+        name: impl Into<String>,
+        factory: F,
+    ) -> Consumer<E, impl IntoProcess<E>>
+    where
+        F: FnOnce() -> H + Send + 'static,
+        H: ExclusiveHandler<E> + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, ExclusiveFactory(factory))
+    }
+}
+
+impl<E, H: IntoProcess<E>> Consumer<E, H> {
+    fn make(name: impl Into<String>, handler: H) -> Self {
+        Self {
+            name: name.into(),
+            handler,
+            options: Options::default(),
+            _event: PhantomData,
+        }
+    }
+
+    /// Pins the consumer's thread to this core (an id from `core_affinity::get_core_ids`).
+    /// A core the machine does not have makes [`Builder::build`](crate::Builder::build) fail.
+    pub fn pin_to_core(mut self, core: usize) -> Self {
+        self.options.pin = Some(core);
+        self
+    }
+
+    /// Hands at most `n` events (at least 1) to the handler per batch, storing the consumer's
+    /// sequence after each: frees slots sooner for producers, at a store per `n` events.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.options.max_batch = Some(n.max(1));
+        self
+    }
+
+    /// Calls the handler's `on_timeout` whenever `timeout` passes with no event.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// What to do when the handler panics; [`PanicPolicy::HaltAll`] by default.
+    pub fn on_panic(mut self, policy: PanicPolicy) -> Self {
+        self.options.policy = policy;
+        self
+    }
+
+    /// Waits with this polling strategy instead of the queue's (see [`PollingWait`]).
+    pub fn wait_strategy(mut self, wait: PollingWait) -> Self {
+        self.options.wait = Some(wait);
+        self
+    }
+}
+
+/// Adapts a closure to the handler traits.
+struct FnHandler<F>(F);
+
+impl<E, F: FnMut(&E, i64, bool)> EventHandler<E> for FnHandler<F> {
+    #[inline]
+    fn on_event(&mut self, event: &E, sequence: i64, end_of_batch: bool) {
+        (self.0)(event, sequence, end_of_batch)
+    }
+}
+
+impl<E, F: FnMut(&mut E, i64, bool)> ExclusiveHandler<E> for FnHandler<F> {
+    #[inline]
+    fn on_event(&mut self, event: &mut E, sequence: i64, end_of_batch: bool) {
+        (self.0)(event, sequence, end_of_batch)
+    }
+}
+
+/// A shared handler factory.
+pub struct SharedFactory<F>(F);
+/// An exclusive handler factory.
+pub struct ExclusiveFactory<F>(F);
+
+/// Turns a [`Consumer`]'s handler into what the batch loop runs. Sealed: implemented by the
+/// handler kinds that [`Consumer`]'s constructors make.
+pub trait IntoProcess<E>: Send + 'static + sealed::Sealed {
+    #[doc(hidden)]
+    type Process: Process<E>;
+    #[doc(hidden)]
+    const EXCLUSIVE: bool;
+    #[doc(hidden)]
+    fn into_process(self) -> Self::Process;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<F> Sealed for super::SharedFactory<F> {}
+    impl<F> Sealed for super::ExclusiveFactory<F> {}
+}
+
+/// What the batch loop calls: the handler's hooks and the delivery of one event.
+// `deliver` takes the crate-private ring: the trait is reachable only as an associated type of the
+// sealed `IntoProcess`, so nobody outside the crate can call it.
+#[doc(hidden)]
+#[allow(private_interfaces)]
+pub trait Process<E> {
+    fn on_start(&mut self);
+    fn on_shutdown(&mut self);
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64);
+    fn on_timeout(&mut self, sequence: i64);
+    /// Delivers `sequence` unless it was skipped by its producer.
+    ///
+    /// # Safety
+    /// As [`Ring::read`] (and [`Ring::read_mut`] for exclusive handlers).
+    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool);
+}
+
+/// A built shared handler.
+#[doc(hidden)]
+pub struct SharedProcess<H>(H);
+/// A built exclusive handler.
+#[doc(hidden)]
+pub struct ExclusiveProcess<H>(H);
+
+impl<E, H: EventHandler<E>, F: FnOnce() -> H + Send + 'static> IntoProcess<E> for SharedFactory<F> {
+    type Process = SharedProcess<H>;
+    const EXCLUSIVE: bool = false;
+    fn into_process(self) -> SharedProcess<H> {
+        SharedProcess((self.0)())
+    }
+}
+
+impl<E, H: ExclusiveHandler<E>, F: FnOnce() -> H + Send + 'static> IntoProcess<E>
+    for ExclusiveFactory<F>
+{
+    type Process = ExclusiveProcess<H>;
+    const EXCLUSIVE: bool = true;
+    fn into_process(self) -> ExclusiveProcess<H> {
+        ExclusiveProcess((self.0)())
+    }
+}
+
+#[allow(private_interfaces)]
+impl<E, H: EventHandler<E>> Process<E> for SharedProcess<H> {
+    fn on_start(&mut self) {
+        self.0.on_start()
+    }
+    fn on_shutdown(&mut self) {
+        self.0.on_shutdown()
+    }
+    #[inline]
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        self.0.on_batch_start(batch_len, queue_depth)
+    }
+    fn on_timeout(&mut self, sequence: i64) {
+        self.0.on_timeout(sequence)
+    }
+    #[inline]
+    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool) {
+        // SAFETY: forwarded precondition (published, not released, no exclusive writer).
+        unsafe { ring.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+    }
+}
+
+#[allow(private_interfaces)]
+impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
+    fn on_start(&mut self) {
+        self.0.on_start()
+    }
+    fn on_shutdown(&mut self) {
+        self.0.on_shutdown()
+    }
+    #[inline]
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        self.0.on_batch_start(batch_len, queue_depth)
+    }
+    fn on_timeout(&mut self, sequence: i64) {
+        self.0.on_timeout(sequence)
+    }
+    #[inline]
+    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool) {
+        // SAFETY: forwarded precondition; the builder checked this stage is exclusive.
+        unsafe { ring.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+    }
+}
+
+/// How a consumer thread ended.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerExit {
+    pub(crate) name: String,
+    pub(crate) last_sequence: i64,
+    pub(crate) skipped: u64,
+    /// The sequence and message of a panic that stopped this consumer's handler.
+    pub(crate) panic: Option<(i64, String)>,
+}
+
+/// The batch loop of one consumer, with everything it needs.
+pub(crate) struct Processor<E, S, W> {
+    pub(crate) name: String,
+    pub(crate) barrier: Barrier<E, S, W>,
+    pub(crate) sequence: Arc<Sequence>,
+    pub(crate) options: Options,
+}
+
+enum Ended {
+    Drained,
+    Halted,
+}
+
+impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
+    /// Runs the consumer to its end on the current thread.
+    pub(crate) fn run<P: Process<E>>(self, make: impl FnOnce() -> P) -> ConsumerExit {
+        let mut exit = ConsumerExit {
+            name: self.name.clone(),
+            last_sequence: self.sequence.get_relaxed(),
+            skipped: 0,
+            panic: None,
+        };
+        let next_at_start = self.sequence.get_relaxed() + 1;
+        let mut process = match catch_unwind(AssertUnwindSafe(|| {
+            let mut p = make();
+            p.on_start();
+            p
+        })) {
+            Ok(p) => p,
+            Err(payload) => {
+                // Without a handler the consumer cannot go on; stop the queue, whatever the policy.
+                let message = panic_message(payload.as_ref());
+                self.fail(next_at_start, &message, &mut exit);
+                return exit;
+            }
+        };
+        let mut next = next_at_start;
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.batches(&mut process, &mut next))) {
+                Ok(_ended) => break,
+                Err(payload) => {
+                    let message = panic_message(payload.as_ref());
+                    let failed = next;
+                    match self.options.policy {
+                        PanicPolicy::HaltAll => {
+                            self.fail(failed, &message, &mut exit);
+                            break;
+                        }
+                        PanicPolicy::SkipEvent => {
+                            eprintln!(
+                                "ringmq: consumer `{}` panicked at sequence {failed}: {message}; skipping the event",
+                                self.name
+                            );
+                            exit.skipped += 1;
+                            self.sequence.set(failed);
+                            self.barrier.shared.wait.notify();
+                            next = failed + 1;
+                        }
+                        PanicPolicy::HaltConsumer => {
+                            eprintln!(
+                                "ringmq: consumer `{}` panicked at sequence {failed}: {message}; \
+                                 its handler is stopped, the rest of the queue goes on",
+                                self.name
+                            );
+                            exit.panic = Some((failed, message));
+                            self.follow(failed);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // The handler may be broken after a panic; a panic here must not take the thread down.
+        let _ = catch_unwind(AssertUnwindSafe(|| process.on_shutdown()));
+        exit.last_sequence = self.sequence.get_relaxed();
+        exit
+    }
+
+    fn fail(&self, sequence: i64, message: &str, exit: &mut ConsumerExit) {
+        self.barrier.shared.lifecycle.fail(&self.name, sequence);
+        self.barrier.shared.wait.notify();
+        exit.panic = Some((sequence, message.to_owned()));
+    }
+
+    #[inline]
+    fn wait_for(&self, next: i64) -> Waited<i64, Stop> {
+        let deadline = self
+            .options
+            .timeout
+            .and_then(|t| crate::sync::now().map(|n| n + t));
+        match &self.options.wait {
+            Some(polling) => self.barrier.wait_for(next, polling, deadline),
+            None => self
+                .barrier
+                .wait_for(next, &self.barrier.shared.wait, deadline),
+        }
+    }
+
+    /// The batch loop proper. `next` is kept current so that a panic knows where it happened.
+    fn batches<P: Process<E>>(&self, process: &mut P, next: &mut i64) -> Ended {
+        let shared = &self.barrier.shared;
+        let ring = &shared.ring;
+        let max_batch = self.options.max_batch.map_or(i64::MAX, |m| m as i64);
+        loop {
+            let first = *next;
+            match self.wait_for(first) {
+                Waited::Ready(available) => {
+                    let last = available.min(first.saturating_add(max_batch - 1));
+                    process.on_batch_start(last - first + 1, available - first + 1);
+                    // `end_of_batch` goes to the last event actually delivered.
+                    let mut end = last;
+                    // SAFETY: `first..=last` is published (barrier, Acquire) and not released
+                    // (our sequence is `first - 1`); exclusivity was checked by the builder.
+                    while end >= first && unsafe { ring.is_skipped(end) } {
+                        end -= 1;
+                    }
+                    for seq in first..=last {
+                        *next = seq;
+                        // SAFETY: as above.
+                        unsafe { process.deliver(ring, seq, seq == end) };
+                    }
+                    *next = last + 1;
+                    self.sequence.set(last);
+                    shared.wait.notify();
+                    if shared.lifecycle.is_halted() {
+                        return Ended::Halted;
+                    }
+                }
+                Waited::TimedOut => process.on_timeout(first - 1),
+                Waited::Stopped(Stop::Drained) => return Ended::Drained,
+                Waited::Stopped(Stop::Halted) => return Ended::Halted,
+            }
+        }
+    }
+
+    /// After [`PanicPolicy::HaltConsumer`]: keep the sequence moving with the barrier without
+    /// handling anything, so neither producers nor downstream stages wait on this consumer.
+    fn follow(&self, failed: i64) {
+        self.sequence.set(failed);
+        self.barrier.shared.wait.notify();
+        let mut next = failed + 1;
+        loop {
+            match self.barrier.wait_for(next, &self.barrier.shared.wait, None) {
+                Waited::Ready(available) => {
+                    self.sequence.set(available);
+                    self.barrier.shared.wait.notify();
+                    next = available + 1;
+                    if self.barrier.shared.lifecycle.is_halted() {
+                        return;
+                    }
+                }
+                Waited::TimedOut => {}
+                Waited::Stopped(_) => return,
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_owned()
+    }
+}

@@ -1,0 +1,200 @@
+//! Errors. Each variant says what happened and, in its message, what to change.
+
+use std::fmt;
+
+/// Why a queue could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The capacity is not a power of two between 1 and 2^30.
+    Capacity {
+        /// The capacity asked for.
+        requested: usize,
+        /// The nearest valid capacity below it, if any.
+        below: Option<usize>,
+        /// The nearest valid capacity above it, if any.
+        above: Option<usize>,
+    },
+    /// `pin_to_core` named a core this machine does not have.
+    NoSuchCore {
+        /// The consumer that asked for it.
+        consumer: String,
+        /// The core asked for.
+        requested: usize,
+        /// The cores that exist (as core_affinity reports them).
+        available: Vec<usize>,
+    },
+    /// A consumer handle from another builder was passed to this one.
+    ForeignConsumer {
+        /// The handle's consumer index in its own builder.
+        index: usize,
+    },
+    /// The builder has no consumer: nothing would gate the producers.
+    NoConsumers,
+    /// An exclusive (`&mut E`) stage is not ordered before or after another consumer, which could
+    /// then read a slot while the exclusive stage writes it.
+    NotExclusive {
+        /// The exclusive consumer.
+        exclusive: String,
+        /// The consumer that may run concurrently with it.
+        concurrent: String,
+    },
+    /// The operating system refused to start a consumer thread.
+    Spawn {
+        /// The consumer whose thread failed to start.
+        consumer: String,
+        /// The operating system's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Capacity {
+                requested,
+                below,
+                above,
+            } => {
+                write!(
+                    f,
+                    "capacity {requested} is not a power of two between 1 and 2^30"
+                )?;
+                match (below, above) {
+                    (Some(b), Some(a)) => write!(f, "; use {b} or {a}"),
+                    (Some(b), None) => write!(f, "; use {b}"),
+                    (None, Some(a)) => write!(f, "; use {a}"),
+                    (None, None) => Ok(()),
+                }
+            }
+            BuildError::NoSuchCore {
+                consumer,
+                requested,
+                available,
+            } => write!(
+                f,
+                "consumer `{consumer}` asks for core {requested}, but this machine has cores {available:?}; \
+                 pin to one of those or drop pin_to_core"
+            ),
+            BuildError::ForeignConsumer { index } => write!(
+                f,
+                "consumer handle #{index} belongs to another builder; pass handles only to the builder that made them"
+            ),
+            BuildError::NoConsumers => write!(
+                f,
+                "the queue has no consumer, so nothing would stop producers overwriting events; add a handler before build()"
+            ),
+            BuildError::NotExclusive {
+                exclusive,
+                concurrent,
+            } => write!(
+                f,
+                "exclusive stage `{exclusive}` may run at the same time as `{concurrent}`; \
+                 order `{concurrent}` before or after it (with `after`), or make `{exclusive}` a shared handler"
+            ),
+            BuildError::Spawn { consumer, message } => {
+                write!(f, "could not start the thread of consumer `{consumer}`: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Why a publish did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The ring has no room for the claim right now (`try_publish*` only).
+    Full,
+    /// No room came before the deadline (`publish_timeout*` only).
+    Timeout,
+    /// The queue is shut down (or halted): nothing more will be consumed.
+    Shutdown,
+    /// A consumer's handler panicked and, by its panic policy, stopped the queue.
+    ConsumerFailed {
+        /// The consumer whose handler panicked.
+        consumer: String,
+        /// The sequence it was handling.
+        sequence: i64,
+    },
+    /// A batch larger than the ring can never fit.
+    BatchTooLarge {
+        /// The batch size asked for.
+        requested: usize,
+        /// The ring's capacity.
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Full => write!(
+                f,
+                "the ring is full: retry later, use publish() to wait, or give consumers more room"
+            ),
+            PublishError::Timeout => write!(
+                f,
+                "no room in the ring before the timeout: consumers are behind; wait longer or add capacity"
+            ),
+            PublishError::Shutdown => write!(
+                f,
+                "the queue is shut down; build a new one to publish again"
+            ),
+            PublishError::ConsumerFailed { consumer, sequence } => write!(
+                f,
+                "consumer `{consumer}` panicked at sequence {sequence} and halted the queue; \
+                 shut it down to collect the panic"
+            ),
+            PublishError::BatchTooLarge {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "a batch of {requested} can never fit a ring of {capacity}; split it or build a larger ring"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// What went wrong while shutting a queue down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// A consumer's handler panicked (under `HaltAll` or `HaltConsumer`).
+    ConsumerPanicked {
+        /// The consumer.
+        consumer: String,
+        /// The sequence it was handling.
+        sequence: i64,
+        /// The panic's message.
+        message: String,
+    },
+    /// The consumers did not finish draining before the timeout; they were halted.
+    Timeout,
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShutdownError::ConsumerPanicked {
+                consumer,
+                sequence,
+                message,
+            } => write!(
+                f,
+                "consumer `{consumer}` panicked at sequence {sequence}: {message}"
+            ),
+            ShutdownError::Timeout => write!(
+                f,
+                "consumers did not drain before the timeout and were halted; \
+                 give shutdown_timeout more time or find the handler that blocks"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShutdownError {}

@@ -1,0 +1,77 @@
+//! # ringmq
+//!
+//! A lock-free message queue on a pre-allocated ring buffer, in the style of the LMAX Disruptor.
+//!
+//! Producers claim sequence numbers, write events in place into the ring's slots and publish them;
+//! consumers, each on its own thread, wait on a *barrier* for the sequences they depend on and
+//! process whole batches at a time. Nothing is allocated on the hot path, nothing is locked, and
+//! nothing is lost: a full ring makes producers wait (or fail with `Full` / `Timeout`, on request),
+//! never overwrites, and shutdown drains every published event.
+//!
+//! ## Concepts
+//! - **Ring**: `capacity` (a power of two) slots, built once by your factory and reused forever.
+//! - **Sequence**: every event's number; slot `sequence & (capacity - 1)` holds it. Each consumer
+//!   owns a sequence: the last event it finished.
+//! - **Producer** ([`Producer`]): claims and publishes. [`SingleProducer`] for one thread (no atomic
+//!   read-modify-write to claim), [`MultiProducer`] (cloneable) for many.
+//! - **Barrier**: what a consumer waits for: the producers' cursor, or the consumers before it.
+//! - **Stage / graph**: consumers added with [`Builder::add`] see every event (multicast);
+//!   [`Builder::add_after`] orders them into pipelines, diamonds, any DAG. An *exclusive* consumer
+//!   ([`Consumer::exclusive`]) may change events in place for later stages.
+//! - **Gating**: producers never lap the last consumers of the graph.
+//! - **Wait strategy** ([`wait`]): how threads wait: [`BusySpin`], [`Yielding`], [`Sleeping`],
+//!   [`Blocking`]; the [`wait`] module says when to pick which.
+//!
+//! ## Example
+//! ```
+//! use ringmq::{Builder, Consumer, Yielding};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! let total = Arc::new(AtomicU64::new(0));
+//! let sum = total.clone();
+//! let mut builder = Builder::single_producer(1024, || 0u64, Yielding)?;
+//! builder.add(Consumer::new("sum", move |n: &u64, _seq, _end_of_batch| {
+//!     sum.fetch_add(*n, Ordering::Relaxed);
+//! }))?;
+//! let (mut producer, queue) = builder.build()?;
+//! for i in 1..=100 {
+//!     producer.publish(|slot| *slot = i)?;
+//! }
+//! drop(producer); // closes the queue: consumers drain what was published
+//! queue.shutdown()?;
+//! assert_eq!(total.load(Ordering::Relaxed), 5050);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Model checking
+//! Built with `RUSTFLAGS="--cfg loom"`, ringmq takes its atomics, cells, threads and locks from
+//! [loom](https://docs.rs/loom) (see the `sync` module), so code that uses ringmq can be
+//! model-checked together with it.
+
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+mod barrier;
+mod builder;
+mod consumer;
+mod disruptor;
+mod error;
+mod gating;
+mod lifecycle;
+mod producer;
+mod ring;
+mod sequence;
+mod sequencer;
+mod shared;
+mod sync;
+pub mod wait;
+
+pub use builder::{Builder, ConsumerId};
+pub use consumer::{Consumer, EventHandler, ExclusiveHandler, IntoProcess, PanicPolicy};
+pub use disruptor::{ConsumerReport, Disruptor, ShutdownReport};
+pub use error::{BuildError, PublishError, ShutdownError};
+pub use producer::{MultiProducer, Producer, SingleProducer};
+pub use sequence::INITIAL;
+pub use sequencer::{Multi, Sequencer, Single};
+pub use wait::{Blocking, BusySpin, PollingWait, Sleeping, WaitStrategy, Waited, Yielding};

@@ -1,0 +1,292 @@
+//! Producer handles: claim slots, write events in place, publish them.
+//!
+//! Every publish is three steps: *claim* sequences from the sequencer (waiting for room if the ring
+//! is full: backpressure, never an overwrite), *write* each claimed slot through the caller's
+//! closure, *publish* the range so consumers may read it.
+//!
+//! The write step runs user code while the producer holds a claim that consumers will wait for. A
+//! drop guard ([`Publication`]) publishes the range in every case: normally after the last write,
+//! or, if the closure panics, with the unwritten slots marked skipped, so consumers pass them
+//! instead of waiting forever. The panic then continues to the caller.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::error::PublishError;
+use crate::sequencer::sealed::SequencerImpl;
+use crate::sequencer::{Mode, Multi, Sequencer, Single};
+use crate::shared::Shared;
+use crate::sync::{Arc, Ordering};
+use crate::wait::{Blocking, WaitStrategy};
+
+/// A handle that publishes events into the ring.
+///
+/// Built by [`Builder::build`](crate::Builder::build). With the [`Single`] sequencer it is `Send`
+/// but neither `Clone` nor `Sync` (one producer thread, no atomic read-modify-write when claiming);
+/// with [`Multi`] it is `Clone`: give each producer thread its own clone.
+///
+/// Dropping the last handle closes the queue: consumers drain everything published and stop.
+///
+/// ```compile_fail
+/// // The single producer cannot be cloned...
+/// fn clone<T: Clone>() {}
+/// clone::<ringmq::SingleProducer<u64>>();
+/// ```
+/// ```compile_fail
+/// // ...nor shared between threads.
+/// fn sync<T: Sync>() {}
+/// sync::<ringmq::SingleProducer<u64>>();
+/// ```
+/// ```
+/// // It can be moved to another thread; the multi producer can also be cloned.
+/// fn send<T: Send>() {}
+/// fn clone<T: Clone + Send>() {}
+/// send::<ringmq::SingleProducer<u64>>();
+/// clone::<ringmq::MultiProducer<u64>>();
+/// ```
+pub struct Producer<E, S: Sequencer, W: WaitStrategy> {
+    shared: Arc<Shared<E, S, W>>,
+    local: S::Local,
+}
+
+/// The single-producer handle: `Send`, not `Clone`, not `Sync`.
+pub type SingleProducer<E, W = Blocking> = Producer<E, Single, W>;
+/// The multi-producer handle: `Clone` + `Send`, one clone per producer thread.
+pub type MultiProducer<E, W = Blocking> = Producer<E, Multi, W>;
+
+impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
+    pub(crate) fn new(shared: Arc<Shared<E, S, W>>) -> Self {
+        let local = shared.sequencer.new_local();
+        Self { shared, local }
+    }
+
+    /// Publishes one event: waits for room if the ring is full, lets `write` fill the slot in
+    /// place, publishes it and returns its sequence.
+    ///
+    /// The slot holds whatever event was there before (the factory's, or an old one): `write`
+    /// should set every field consumers read. If `write` panics the slot is published as
+    /// *skipped* (consumers pass it without seeing it) and the panic propagates.
+    ///
+    /// # Errors
+    /// [`PublishError::Shutdown`] once the queue is shut down or halted (including while waiting
+    /// for room), [`PublishError::ConsumerFailed`] once a handler's panic stopped the queue.
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    ///
+    /// let mut builder = Builder::single_producer(8, || 0u64, Yielding)?;
+    /// builder.add(Consumer::new("print", |n: &u64, seq, _end_of_batch| println!("{seq}: {n}")))?;
+    /// let (mut producer, queue) = builder.build()?;
+    /// let seq = producer.publish(|slot| *slot = 42)?;
+    /// assert_eq!(seq, 0);
+    /// drop(producer);
+    /// queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
+        let seq = S::claim(&self.shared, &mut self.local, 1, Mode::Block)?;
+        self.write_one(seq, write);
+        Ok(seq)
+    }
+
+    /// Publishes one event if there is room now; `Err(Full)` at once otherwise.
+    ///
+    /// # Errors
+    /// [`PublishError::Full`], and the errors of [`publish`](Self::publish).
+    #[inline]
+    pub fn try_publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
+        let seq = S::claim(&self.shared, &mut self.local, 1, Mode::Try)?;
+        self.write_one(seq, write);
+        Ok(seq)
+    }
+
+    /// Publishes one event, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`], and the errors of [`publish`](Self::publish).
+    pub fn publish_timeout(
+        &mut self,
+        timeout: Duration,
+        write: impl FnOnce(&mut E),
+    ) -> Result<i64, PublishError> {
+        let mode = Mode::Until(crate::sync::now().map(|n| n + timeout));
+        let seq = S::claim(&self.shared, &mut self.local, 1, mode)?;
+        self.write_one(seq, write);
+        Ok(seq)
+    }
+
+    /// Claims `n` contiguous slots, calls `write(slot, i)` for `i` in `0..n`, and publishes all of
+    /// them with one cursor update. Returns their sequences. Waits for room as
+    /// [`publish`](Self::publish) does.
+    ///
+    /// If `write` panics at `i`, slots `i..n` are published as skipped and the panic propagates.
+    ///
+    /// # Errors
+    /// [`PublishError::BatchTooLarge`] if `n` exceeds the capacity (it could never fit), and the
+    /// errors of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    ///
+    /// let mut builder = Builder::single_producer(8, || 0u64, Yielding)?;
+    /// builder.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// let (mut producer, queue) = builder.build()?;
+    /// let seqs = producer.publish_batch(3, |slot, i| *slot = i as u64 * 10)?;
+    /// assert_eq!(seqs, 0..3);
+    /// assert!(producer.publish_batch(9, |_, _| {}).is_err()); // larger than the ring
+    /// # drop(producer); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn publish_batch(
+        &mut self,
+        n: usize,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        self.batch(n, Mode::Block, write)
+    }
+
+    /// [`publish_batch`](Self::publish_batch) if there is room for all `n` now; `Err(Full)` at
+    /// once otherwise (nothing is claimed).
+    ///
+    /// # Errors
+    /// [`PublishError::Full`], and the errors of [`publish_batch`](Self::publish_batch).
+    #[inline]
+    pub fn try_publish_batch(
+        &mut self,
+        n: usize,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        self.batch(n, Mode::Try, write)
+    }
+
+    /// [`publish_batch`](Self::publish_batch), waiting at most `timeout` for room for all `n`.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`], and the errors of [`publish_batch`](Self::publish_batch).
+    pub fn publish_batch_timeout(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        let mode = Mode::Until(crate::sync::now().map(|n| n + timeout));
+        self.batch(n, mode, write)
+    }
+
+    /// The highest sequence published (single producer) or claimed (multi producer).
+    pub fn cursor(&self) -> i64 {
+        self.shared.sequencer.cursor()
+    }
+
+    /// How many slots are free right now: a snapshot for monitoring, stale as soon as it returns.
+    pub fn remaining_capacity(&self) -> usize {
+        self.shared.remaining_capacity()
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.ring.capacity() as usize
+    }
+
+    #[inline]
+    fn batch(
+        &mut self,
+        n: usize,
+        mode: Mode,
+        mut write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        let capacity = self.shared.ring.capacity();
+        if n as u64 > capacity as u64 {
+            return Err(PublishError::BatchTooLarge {
+                requested: n,
+                capacity: capacity as usize,
+            });
+        }
+        if n == 0 {
+            self.shared.lifecycle.check_open()?;
+            let at = self.cursor() + 1;
+            return Ok(at..at);
+        }
+        let first = S::claim(&self.shared, &mut self.local, n as i64, mode)?;
+        let last = first + n as i64 - 1;
+        let mut publication = Publication {
+            shared: &self.shared,
+            first,
+            last,
+            unwritten: first,
+        };
+        for i in 0..n {
+            let seq = first + i as i64;
+            // SAFETY: `seq` is in the range this handle just claimed and has not published: the
+            // sequencer checked every gating consumer passed `seq - capacity`, and consumers wait
+            // for the publication below. (Exercised by the loom models and the wrap tests.)
+            unsafe { self.shared.ring.write(seq, |slot| write(slot, i)) };
+            publication.unwritten = seq + 1;
+        }
+        drop(publication);
+        Ok(first..last + 1)
+    }
+
+    #[inline]
+    fn write_one(&self, seq: i64, write: impl FnOnce(&mut E)) {
+        let mut publication = Publication {
+            shared: &self.shared,
+            first: seq,
+            last: seq,
+            unwritten: seq,
+        };
+        // SAFETY: `seq` was just claimed by this handle and is not published yet (see `batch`).
+        unsafe { self.shared.ring.write(seq, write) };
+        publication.unwritten = seq + 1;
+    }
+}
+
+/// Publishes a claimed range when dropped, marking the slots not yet written as skipped.
+struct Publication<'a, E, S: SequencerImpl, W: WaitStrategy> {
+    shared: &'a Shared<E, S, W>,
+    first: i64,
+    last: i64,
+    /// The first slot of the range not yet fully written.
+    unwritten: i64,
+}
+
+impl<E, S: SequencerImpl, W: WaitStrategy> Drop for Publication<'_, E, S, W> {
+    #[inline]
+    fn drop(&mut self) {
+        for seq in self.unwritten..=self.last {
+            // SAFETY: the range is claimed by the dropping producer and not yet published.
+            unsafe { self.shared.ring.mark_skipped(seq) };
+        }
+        self.shared.sequencer.publish(self.first, self.last);
+        self.shared.wait.notify();
+    }
+}
+
+impl<E, W: WaitStrategy> Clone for Producer<E, Multi, W> {
+    fn clone(&self) -> Self {
+        // Relaxed: like `Arc::clone`, a new handle is made from a live one, so the count is > 0.
+        self.shared.producers.fetch_add(1, Ordering::Relaxed);
+        Self::new(self.shared.clone())
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> Drop for Producer<E, S, W> {
+    fn drop(&mut self) {
+        // AcqRel: the last handle's close must see every other handle's publishes (they released
+        // on their own drop), so the drain target covers them.
+        if self.shared.producers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Producer<E, S, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("cursor", &self.cursor())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}

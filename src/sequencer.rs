@@ -1,0 +1,372 @@
+//! Sequencers: how producers claim sequences and publish them, single or multi producer.
+//!
+//! The rest of the queue is generic over the sequencer, so single and multi producer share one
+//! builder, one barrier and one consumer loop; only claim and publish differ.
+//!
+//! # Single producer ([`Single`])
+//! One thread claims, so the claim is thread-local: the producer keeps the last claimed sequence
+//! and a cached minimum of the gating sequences in its handle, and touches shared memory only to
+//! publish (one `Release` store of the cursor). No read-modify-write on the claim path. The cached
+//! minimum may be stale (too low), never too high, because consumer sequences only grow; the
+//! producer rereads the gating set only when a claim would wrap past it.
+//!
+//! # Multi producer ([`Multi`])
+//! Producers share a claim counter, "the next sequence to claim". [`publish`] takes its range
+//! with one `fetch_add` (no retry loop): it will wait for room anyway. [`try_publish`] and timed
+//! publishes must be able to give up, so they check for room first and claim with a CAS.
+//!
+//! A claimed slot is published by storing its *lap* (`sequence >> log2(capacity)`) into the slot's
+//! entry of the availability array, with `Release`. A consumer scans forward from the next
+//! sequence it wants and stops at the first slot whose entry is not the expected lap, with
+//! `Acquire`; so it never reads a claimed-but-unpublished slot, and sees the writes to every slot
+//! it does read. Producers publish out of order; consumers still see one total order.
+//!
+//! The minimum gating sequence is cached in a shared word; it is stored with `Release` after being
+//! read with `Acquire`, so a producer that trusts another's cached value inherits its
+//! happens-before with the consumers (it may overwrite the slots that value released).
+//!
+//! # Closing
+//! Closing must name the last sequence consumers drain to, such that every publish that
+//! returned `Ok` is at or below it. The multi-producer sequencer sets a mark bit in the claim
+//! counter with `fetch_or`, as crossbeam-channel's array flavor does with its tail: a claim that
+//! got a sequence before the mark is drained (its producer will publish it), a claim after it sees
+//! the mark and fails, so a publish racing `shutdown()` is either drained or refused, never lost.
+//! The single producer's claim has no shared counter to mark; it sees the close through the
+//! lifecycle word at its next claim, and the drain target is its cursor when the close happens.
+//!
+//! [`publish`]: crate::Producer::publish
+//! [`try_publish`]: crate::Producer::try_publish
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use crate::error::PublishError;
+use crate::sequence::{Sequence, INITIAL};
+use crate::shared::Shared;
+use crate::sync::{AtomicI32, AtomicI64, Ordering};
+use crate::wait::{WaitStrategy, Waited};
+
+/// How a claim waits for room.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    /// Until there is room (or the queue stops).
+    Block,
+    /// Not at all: `Err(Full)`.
+    Try,
+    /// Until the deadline: `Err(Timeout)`. `None` under loom, where time does not pass.
+    Until(Option<Instant>),
+}
+
+// The sealed trait's methods take crate-private types on purpose: nobody outside the crate can
+// name the trait, let alone call them.
+#[allow(private_interfaces)]
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The claim strategy behind [`Sequencer`](super::Sequencer); not for use outside the crate.
+    pub trait SequencerImpl: Send + Sync + Sized + 'static {
+        /// Producer-local claim state.
+        type Local: Send;
+
+        fn new(capacity: usize) -> Self;
+        fn new_local(&self) -> Self::Local;
+
+        /// Claims `n` contiguous sequences and returns the first.
+        fn claim<E, W: WaitStrategy>(
+            shared: &Shared<E, Self, W>,
+            local: &mut Self::Local,
+            n: i64,
+            mode: Mode,
+        ) -> Result<i64, PublishError>;
+
+        /// Makes `lo..=hi` visible to consumers; the caller wrote every slot in it.
+        fn publish(&self, lo: i64, hi: i64);
+
+        /// The highest `s >= next - 1` such that all of `next..=s` is published, with `Acquire`.
+        fn highest_published(&self, next: i64) -> i64;
+
+        /// The highest claimed (multi) or published (single) sequence, for monitoring.
+        fn cursor(&self) -> i64;
+
+        /// Stops claims; returns the last sequence that consumers must drain to.
+        fn close(&self) -> i64;
+    }
+}
+
+use sealed::SequencerImpl;
+
+/// A claim strategy: [`Single`] or [`Multi`] producer. Sealed.
+pub trait Sequencer: SequencerImpl {}
+
+/// Waits for the slowest gating consumer to reach `wrap`; returns the minimum it saw.
+#[inline]
+fn wait_for_room<E, S: SequencerImpl, W: WaitStrategy>(
+    shared: &Shared<E, S, W>,
+    wrap: i64,
+    mode: Mode,
+    claimed: bool,
+) -> Result<i64, PublishError> {
+    let ready = || {
+        let min = shared.gating.minimum(i64::MAX);
+        (min >= wrap).then_some(min)
+    };
+    let stop = || {
+        // A producer that holds a claim must keep waiting while consumers drain: its sequence is
+        // below the drain target and consumers will make room. Without a claim it leaves at once.
+        let must = if claimed {
+            shared.lifecycle.producers_must_stop()
+        } else {
+            !shared.lifecycle.is_running()
+        };
+        must.then_some(())
+    };
+    let deadline = match mode {
+        Mode::Try => {
+            return match ready() {
+                Some(min) => Ok(min),
+                None => Err(PublishError::Full),
+            }
+        }
+        Mode::Block => None,
+        Mode::Until(d) => d,
+    };
+    match shared.wait.wait_until(ready, stop, deadline) {
+        Waited::Ready(min) => Ok(min),
+        Waited::Stopped(()) => Err(shared.lifecycle.publish_error()),
+        Waited::TimedOut => Err(PublishError::Timeout),
+    }
+}
+
+/// The single-producer sequencer: claims are local to the one producer handle.
+pub struct Single {
+    cursor: Sequence,
+}
+
+/// The single producer's claim state: last claimed sequence and cached gating minimum.
+#[doc(hidden)]
+pub struct SingleLocal {
+    claimed: i64,
+    cached_min: i64,
+    /// `Cell` is `Send` but not `Sync`: the single producer's handle can move, never be shared.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+#[allow(private_interfaces)]
+impl SequencerImpl for Single {
+    type Local = SingleLocal;
+
+    fn new(_capacity: usize) -> Self {
+        Self {
+            cursor: Sequence::new(INITIAL),
+        }
+    }
+
+    fn new_local(&self) -> SingleLocal {
+        SingleLocal {
+            claimed: INITIAL,
+            cached_min: INITIAL,
+            _not_sync: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn claim<E, W: WaitStrategy>(
+        shared: &Shared<E, Self, W>,
+        local: &mut SingleLocal,
+        n: i64,
+        mode: Mode,
+    ) -> Result<i64, PublishError> {
+        shared.lifecycle.check_open()?;
+        let last = local.claimed + n;
+        let wrap = last - shared.ring.capacity();
+        if wrap > local.cached_min {
+            local.cached_min = wait_for_room(shared, wrap, mode, false)?;
+        }
+        let first = local.claimed + 1;
+        local.claimed = last;
+        Ok(first)
+    }
+
+    #[inline]
+    fn publish(&self, _lo: i64, hi: i64) {
+        self.cursor.set(hi);
+    }
+
+    #[inline]
+    fn highest_published(&self, _next: i64) -> i64 {
+        self.cursor.get()
+    }
+
+    fn cursor(&self) -> i64 {
+        self.cursor.get_relaxed()
+    }
+
+    fn close(&self) -> i64 {
+        self.cursor.get()
+    }
+}
+
+impl Sequencer for Single {}
+
+/// The claim counter's mark bit: set once the queue is closed.
+const CLOSED: i64 = 1 << 62;
+
+/// The multi-producer sequencer: a shared claim counter and per-slot availability.
+pub struct Multi {
+    /// The next sequence to claim, with [`CLOSED`] set once closed.
+    next: CachePadded<AtomicI64>,
+    /// A recent minimum of the gating sequences (a lower bound, never too high).
+    cached_min: CachePadded<AtomicI64>,
+    /// The claim counter's value when it was closed.
+    closed_at: AtomicI64,
+    /// Per slot, the lap of the last sequence published into it (`-1`: never).
+    available: Box<[AtomicI32]>,
+    mask: i64,
+    shift: u32,
+}
+
+impl Multi {
+    #[inline]
+    fn lap(&self, sequence: i64) -> i32 {
+        // Wraps after 2^32 laps; a slot only ever holds its current lap or the one before, which
+        // differ modulo 2^32.
+        (sequence >> self.shift) as i32
+    }
+
+    #[inline]
+    fn entry(&self, sequence: i64) -> &AtomicI32 {
+        &self.available[(sequence & self.mask) as usize]
+    }
+
+    /// One attempt to claim `n` with a CAS: `Err(Full)` if there is no room now.
+    #[inline]
+    fn try_claim<E, W: WaitStrategy>(
+        shared: &Shared<E, Self, W>,
+        n: i64,
+    ) -> Result<i64, PublishError> {
+        let this = &shared.sequencer;
+        loop {
+            shared.lifecycle.check_open()?;
+            let current = this.next.load(Ordering::Relaxed);
+            if current & CLOSED != 0 {
+                return Err(shared.lifecycle.publish_error());
+            }
+            let wrap = current + n - 1 - shared.ring.capacity();
+            // Acquire: inherit the happens-before of whoever cached this minimum (see module docs).
+            if wrap > this.cached_min.load(Ordering::Acquire) {
+                let min = shared.gating.minimum(i64::MAX);
+                this.cached_min.store(min, Ordering::Release);
+                if wrap > min {
+                    return Err(PublishError::Full);
+                }
+            }
+            // Relaxed: the claim orders nothing by itself; the room check above did (Acquire).
+            if this
+                .next
+                .compare_exchange_weak(current, current + n, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(current);
+            }
+        }
+    }
+}
+
+#[allow(private_interfaces)]
+impl SequencerImpl for Multi {
+    type Local = ();
+
+    fn new(capacity: usize) -> Self {
+        Self {
+            next: CachePadded::new(AtomicI64::new(0)),
+            cached_min: CachePadded::new(AtomicI64::new(INITIAL)),
+            closed_at: AtomicI64::new(0),
+            available: (0..capacity).map(|_| AtomicI32::new(-1)).collect(),
+            mask: capacity as i64 - 1,
+            shift: capacity.trailing_zeros(),
+        }
+    }
+
+    fn new_local(&self) {}
+
+    #[inline]
+    fn claim<E, W: WaitStrategy>(
+        shared: &Shared<E, Self, W>,
+        _local: &mut (),
+        n: i64,
+        mode: Mode,
+    ) -> Result<i64, PublishError> {
+        let this = &shared.sequencer;
+        match mode {
+            Mode::Block => {
+                shared.lifecycle.check_open()?;
+                // Relaxed: the claim orders nothing by itself; the room check below does.
+                let first = this.next.fetch_add(n, Ordering::Relaxed);
+                if first & CLOSED != 0 {
+                    return Err(shared.lifecycle.publish_error());
+                }
+                let wrap = first + n - 1 - shared.ring.capacity();
+                if wrap > this.cached_min.load(Ordering::Acquire) {
+                    let min = wait_for_room(shared, wrap, mode, true)?;
+                    this.cached_min.store(min, Ordering::Release);
+                }
+                Ok(first)
+            }
+            Mode::Try => Self::try_claim(shared, n),
+            Mode::Until(deadline) => {
+                let ready = || match Self::try_claim(shared, n) {
+                    Err(PublishError::Full) => None,
+                    other => Some(other),
+                };
+                match shared.wait.wait_until(ready, || None::<()>, deadline) {
+                    Waited::Ready(r) => r,
+                    Waited::Stopped(()) | Waited::TimedOut => Err(PublishError::Timeout),
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn publish(&self, lo: i64, hi: i64) {
+        for s in lo..=hi {
+            // Release: a consumer that sees the lap sees the slot's contents.
+            self.entry(s).store(self.lap(s), Ordering::Release);
+        }
+    }
+
+    #[inline]
+    fn highest_published(&self, next: i64) -> i64 {
+        // Relaxed: the counter only bounds the scan; each slot's lap is checked with Acquire.
+        let claimed = (self.next.load(Ordering::Relaxed) & !CLOSED) - 1;
+        let mut s = next;
+        while s <= claimed {
+            if self.entry(s).load(Ordering::Acquire) != self.lap(s) {
+                return s - 1;
+            }
+            s += 1;
+        }
+        claimed
+    }
+
+    fn cursor(&self) -> i64 {
+        let next = self.next.load(Ordering::Relaxed);
+        if next & CLOSED != 0 {
+            self.closed_at.load(Ordering::Relaxed) - 1
+        } else {
+            next - 1
+        }
+    }
+
+    fn close(&self) -> i64 {
+        // Every claim ordered before this in the counter's modification order is below the
+        // target and will be published; every claim after it sees the mark and fails.
+        let next = self.next.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
+        self.closed_at.store(next, Ordering::Relaxed);
+        next - 1
+    }
+}
+
+impl Sequencer for Multi {}

@@ -1,0 +1,44 @@
+//! What producers, consumers and the running queue share: one allocation per queue.
+
+use crate::gating::Gating;
+use crate::lifecycle::Lifecycle;
+use crate::ring::Ring;
+use crate::sequencer::sealed::SequencerImpl;
+use crate::sync::AtomicUsize;
+use crate::wait::WaitStrategy;
+
+/// The ring, its sequencer, the gating set, the wait strategy and the lifecycle of one queue.
+pub(crate) struct Shared<E, S, W> {
+    pub(crate) ring: Ring<E>,
+    pub(crate) sequencer: S,
+    pub(crate) gating: Gating,
+    pub(crate) wait: W,
+    pub(crate) lifecycle: Lifecycle,
+    /// Live producer handles; dropping the last one closes the queue.
+    pub(crate) producers: AtomicUsize,
+}
+
+impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
+    /// Stops new claims and lets consumers drain to the last claimed sequence. Idempotent.
+    pub(crate) fn close(&self) {
+        if self.lifecycle.begin_close() {
+            let last = self.sequencer.close();
+            self.lifecycle.set_drain_target(last);
+        }
+        self.wait.notify();
+    }
+
+    /// Stops consumers at their next batch boundary, without draining.
+    pub(crate) fn halt(&self) {
+        self.lifecycle.halt();
+        self.wait.notify();
+    }
+
+    /// Free slots: capacity minus what is claimed and not yet released by every gating consumer.
+    pub(crate) fn remaining_capacity(&self) -> usize {
+        let claimed = self.sequencer.cursor();
+        let released = self.gating.minimum(claimed).min(claimed);
+        let used = (claimed - released).clamp(0, self.ring.capacity());
+        (self.ring.capacity() - used) as usize
+    }
+}

@@ -1,0 +1,297 @@
+//! Wait strategies: how a thread waits for a sequence to move, trading CPU for latency.
+//!
+//! Everybody who waits in ringmq waits through a [`WaitStrategy`]: consumers for the producers' cursor
+//! or their upstream stage, producers for room in a full ring. A wait is a loop around three
+//! questions the caller supplies: *is it ready?* (`ready`), *must I stop?* (`stop`: shutdown, halt,
+//! failure), and *is the deadline past?* The strategy only decides what to do between two looks.
+//!
+//! Whoever moves a sequence that somebody may wait on calls [`WaitStrategy::notify`] afterwards:
+//! producers after each publish, consumers after each batch, the queue on shutdown and halt. For the
+//! polling strategies `notify` is empty and compiles away. [`Blocking`] makes it cheap when nobody
+//! sleeps: one fence and one load; the lock is taken only when a waiter announced itself.
+//!
+//! # Choosing one
+//!
+//! | strategy | latency | CPU while idle | use when |
+//! |---|---|---|---|
+//! | [`BusySpin`] | lowest (tens of ns) | one full core per waiting thread | every spinning thread has a core of its own (pinned), latency is all that matters |
+//! | [`Yielding`] | low | high, but gives the core away when others need it | low latency on a machine that is not oversubscribed, or only slightly |
+//! | [`Sleeping`] | up to the sleep period | near zero | throughput matters, latency does not; background pipelines |
+//! | [`Blocking`] | a wake-up (microseconds) when the waiter slept | zero | **more threads than cores**, the default, and anywhere idle CPU must be free |
+//!
+//! More busy-spinning threads than cores is a livelock in waiting: the spinner holds the core the
+//! thread it waits for needs. With more threads than cores use [`Blocking`], [`Sleeping`] or at
+//! least [`Yielding`].
+
+use std::time::{Duration, Instant};
+
+use crate::sync::{fence, spin_loop, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering};
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited<T, S> {
+    /// `ready` returned a value.
+    Ready(T),
+    /// `stop` returned a reason.
+    Stopped(S),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// How a thread waits for a condition that another thread makes true.
+///
+/// # Contract
+/// - `wait_until` returns as soon as it observes `ready()` or `stop()` return `Some`, or the
+///   deadline pass; it calls `ready` before `stop` on each look, so a ready value wins.
+/// - A strategy that sleeps must not miss a wake-up: if the condition becomes true and then
+///   [`notify`](WaitStrategy::notify) is called, a waiter that is asleep (or about to sleep) wakes.
+/// - `notify` is on every producer's publish path: keep it free when nobody waits.
+pub trait WaitStrategy: Send + Sync + 'static {
+    /// Waits until `ready` or `stop` gives `Some`, or `deadline` passes.
+    fn wait_until<T, S>(
+        &self,
+        ready: impl FnMut() -> Option<T>,
+        stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S>;
+
+    /// Called after a sequence that somebody may wait on has moved.
+    #[inline]
+    fn notify(&self) {}
+}
+
+/// Runs the polling loop shared by the non-blocking strategies; `pause` runs between two looks.
+#[inline]
+fn poll<T, S>(
+    mut ready: impl FnMut() -> Option<T>,
+    mut stop: impl FnMut() -> Option<S>,
+    deadline: Option<Instant>,
+    mut pause: impl FnMut(),
+) -> Waited<T, S> {
+    loop {
+        if let Some(v) = ready() {
+            return Waited::Ready(v);
+        }
+        if let Some(s) = stop() {
+            return Waited::Stopped(s);
+        }
+        if crate::sync::expired(deadline) {
+            return Waited::TimedOut;
+        }
+        pause();
+    }
+}
+
+/// Spins on the condition without ever giving the core away: the lowest latency, one whole core.
+///
+/// Only for threads that have a core to themselves; see the [module docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BusySpin;
+
+impl WaitStrategy for BusySpin {
+    #[inline]
+    fn wait_until<T, S>(
+        &self,
+        ready: impl FnMut() -> Option<T>,
+        stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S> {
+        poll(ready, stop, deadline, spin_loop)
+    }
+}
+
+/// Spins briefly, then yields the core to the scheduler between looks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Yielding;
+
+impl WaitStrategy for Yielding {
+    #[inline]
+    fn wait_until<T, S>(
+        &self,
+        ready: impl FnMut() -> Option<T>,
+        stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S> {
+        let backoff = Backoff::new();
+        poll(ready, stop, deadline, || {
+            // `snooze` spins with exponential backoff, then yields once the spin budget is spent.
+            backoff.snooze()
+        })
+    }
+}
+
+/// Spins, then yields, then sleeps for a bounded period between looks: near-zero idle CPU, with
+/// latency up to the sleep period. Needs no wake-up from anyone.
+#[derive(Debug, Clone, Copy)]
+pub struct Sleeping {
+    period: Duration,
+}
+
+impl Sleeping {
+    /// Sleeps `period` between looks once spinning and yielding found nothing.
+    pub fn new(period: Duration) -> Self {
+        Self { period }
+    }
+}
+
+impl Default for Sleeping {
+    /// Sleeps 100 µs between looks.
+    fn default() -> Self {
+        Self::new(Duration::from_micros(100))
+    }
+}
+
+impl WaitStrategy for Sleeping {
+    #[inline]
+    fn wait_until<T, S>(
+        &self,
+        ready: impl FnMut() -> Option<T>,
+        stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S> {
+        let backoff = Backoff::new();
+        poll(ready, stop, deadline, || {
+            if backoff.is_completed() {
+                let nap = match deadline.zip(crate::sync::now()) {
+                    Some((d, now)) => self.period.min(d.saturating_duration_since(now)),
+                    None => self.period,
+                };
+                thread::sleep(nap);
+            } else {
+                backoff.snooze();
+            }
+        })
+    }
+}
+
+/// Parks waiting threads until they are notified: zero idle CPU, a wake-up's latency.
+///
+/// Safe with any number of threads on any number of cores, hence the default.
+///
+/// # Protocol
+/// A waiter announces itself (`sleepers += 1`), issues a SeqCst fence, takes the lock, looks at the
+/// condition once more and only then sleeps on the condvar. A notifier makes the condition true,
+/// issues a SeqCst fence and loads `sleepers`; only if it is non-zero does it take the lock and
+/// wake everybody. The two fences are ordered one way or the other: either the notifier sees the
+/// announcement (and wakes the waiter, whose sleep it cannot slip past because it takes the lock
+/// the waiter holds until it sleeps), or the waiter's last look sees the condition. No wake-up is
+/// lost, and a notifier with nobody asleep pays a fence and a load.
+#[derive(Default)]
+pub struct Blocking {
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    condvar: Condvar,
+}
+
+impl Blocking {
+    /// A blocking strategy with nobody asleep.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Blocking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocking")
+            .field("sleepers", &self.sleepers.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl WaitStrategy for Blocking {
+    fn wait_until<T, S>(
+        &self,
+        mut ready: impl FnMut() -> Option<T>,
+        mut stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S> {
+        loop {
+            if let Some(v) = ready() {
+                return Waited::Ready(v);
+            }
+            if let Some(s) = stop() {
+                return Waited::Stopped(s);
+            }
+            if crate::sync::expired(deadline) {
+                return Waited::TimedOut;
+            }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            // SeqCst fence: pairs with the one in `notify` (see the protocol above).
+            fence(Ordering::SeqCst);
+            let guard = self.lock.lock().unwrap();
+            let outcome = if let Some(v) = ready() {
+                Some(Waited::Ready(v))
+            } else if let Some(s) = stop() {
+                Some(Waited::Stopped(s))
+            } else {
+                match deadline.zip(crate::sync::now()) {
+                    Some((d, now)) => {
+                        let left = d.saturating_duration_since(now);
+                        if !left.is_zero() {
+                            let _ = wait_timeout(&self.condvar, guard, left);
+                        }
+                    }
+                    None => drop(self.condvar.wait(guard).unwrap()),
+                }
+                None
+            };
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            if let Some(o) = outcome {
+                return o;
+            }
+        }
+    }
+
+    #[inline]
+    fn notify(&self) {
+        // SeqCst fence: orders our caller's store (the sequence it moved) before the load of
+        // `sleepers`, against the waiter's announce-then-look (see the protocol above).
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            drop(self.lock.lock().unwrap());
+            self.condvar.notify_all();
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn wait_timeout(cv: &Condvar, guard: std::sync::MutexGuard<'_, ()>, d: Duration) {
+    drop(cv.wait_timeout(guard, d).unwrap());
+}
+
+#[cfg(loom)]
+fn wait_timeout(_cv: &Condvar, guard: loom::sync::MutexGuard<'_, ()>, _d: Duration) {
+    // Time does not exist under loom (`now()` is `None`), so no deadline reaches here.
+    drop(guard);
+}
+
+/// A per-consumer override of the queue's wait strategy, limited to the strategies that poll.
+///
+/// A consumer may wait differently from the rest of the queue (a latency-critical stage spinning
+/// on its own core while the others block), but only with a strategy that needs no wake-up: a
+/// [`Blocking`] waiter of its own would never be notified by producers, who notify the queue's.
+#[derive(Debug, Clone, Copy)]
+pub enum PollingWait {
+    /// [`BusySpin`].
+    BusySpin,
+    /// [`Yielding`].
+    Yielding,
+    /// [`Sleeping`] with this period.
+    Sleeping(Duration),
+}
+
+impl WaitStrategy for PollingWait {
+    #[inline]
+    fn wait_until<T, S>(
+        &self,
+        ready: impl FnMut() -> Option<T>,
+        stop: impl FnMut() -> Option<S>,
+        deadline: Option<Instant>,
+    ) -> Waited<T, S> {
+        match *self {
+            PollingWait::BusySpin => BusySpin.wait_until(ready, stop, deadline),
+            PollingWait::Yielding => Yielding.wait_until(ready, stop, deadline),
+            PollingWait::Sleeping(p) => Sleeping::new(p).wait_until(ready, stop, deadline),
+        }
+    }
+}
