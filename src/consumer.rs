@@ -144,30 +144,27 @@ pub struct Consumer<E, H> {
 
 impl<E> Consumer<E, ()> {
     /// A consumer that calls `f(event, sequence, end_of_batch)` for each event.
-    pub fn new<F>(name: impl Into<String>, f: F) -> Consumer<E, impl IntoProcess<E>>
+    pub fn new<F>(name: impl Into<String>, f: F) -> Consumer<E, SharedFn<F>>
     where
         F: FnMut(&E, i64, bool) + Send + 'static,
         E: 'static,
     {
-        Consumer::make(name, SharedFactory(move || FnHandler(f)))
+        Consumer::make(name, SharedFn(f))
     }
 
     /// A consumer that may change each event in place: `f(&mut event, sequence, end_of_batch)`.
     /// See [`ExclusiveHandler`] for where the builder accepts it.
-    pub fn exclusive<F>(name: impl Into<String>, f: F) -> Consumer<E, impl IntoProcess<E>>
+    pub fn exclusive<F>(name: impl Into<String>, f: F) -> Consumer<E, ExclusiveFn<F>>
     where
         F: FnMut(&mut E, i64, bool) + Send + 'static,
         E: 'static,
     {
-        Consumer::make(name, ExclusiveFactory(move || FnHandler(f)))
+        Consumer::make(name, ExclusiveFn(f))
     }
 
     /// A consumer whose [`EventHandler`] is built by `factory` on the consumer's own thread
     /// (per-consumer state that need not be `Send`).
-    pub fn with_handler<H, F>(
-        name: impl Into<String>,
-        factory: F,
-    ) -> Consumer<E, impl IntoProcess<E>>
+    pub fn with_handler<H, F>(name: impl Into<String>, factory: F) -> Consumer<E, SharedFactory<F>>
     where
         F: FnOnce() -> H + Send + 'static,
         H: EventHandler<E> + 'static,
@@ -180,7 +177,7 @@ impl<E> Consumer<E, ()> {
     pub fn exclusive_with_handler<H, F>(
         name: impl Into<String>,
         factory: F,
-    ) -> Consumer<E, impl IntoProcess<E>>
+    ) -> Consumer<E, ExclusiveFactory<F>>
     where
         F: FnOnce() -> H + Send + 'static,
         H: ExclusiveHandler<E> + 'static,
@@ -234,7 +231,8 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
 }
 
 /// Adapts a closure to the handler traits.
-struct FnHandler<F>(F);
+#[doc(hidden)]
+pub struct FnHandler<F>(F);
 
 impl<E, F: FnMut(&E, i64, bool)> EventHandler<E> for FnHandler<F> {
     #[inline]
@@ -250,9 +248,13 @@ impl<E, F: FnMut(&mut E, i64, bool)> ExclusiveHandler<E> for FnHandler<F> {
     }
 }
 
-/// A shared handler factory.
+/// A closure handler taking `&E` (made by [`Consumer::new`]).
+pub struct SharedFn<F>(F);
+/// A closure handler taking `&mut E` (made by [`Consumer::exclusive`]).
+pub struct ExclusiveFn<F>(F);
+/// A factory of an [`EventHandler`] (made by [`Consumer::with_handler`]).
 pub struct SharedFactory<F>(F);
-/// An exclusive handler factory.
+/// A factory of an [`ExclusiveHandler`] (made by [`Consumer::exclusive_with_handler`]).
 pub struct ExclusiveFactory<F>(F);
 
 /// Turns a [`Consumer`]'s handler into what the batch loop runs. Sealed: implemented by the
@@ -268,6 +270,8 @@ pub trait IntoProcess<E>: Send + 'static + sealed::Sealed {
 
 mod sealed {
     pub trait Sealed {}
+    impl<F> Sealed for super::SharedFn<F> {}
+    impl<F> Sealed for super::ExclusiveFn<F> {}
     impl<F> Sealed for super::SharedFactory<F> {}
     impl<F> Sealed for super::ExclusiveFactory<F> {}
 }
@@ -295,6 +299,22 @@ pub struct SharedProcess<H>(H);
 /// A built exclusive handler.
 #[doc(hidden)]
 pub struct ExclusiveProcess<H>(H);
+
+impl<E, F: FnMut(&E, i64, bool) + Send + 'static> IntoProcess<E> for SharedFn<F> {
+    type Process = SharedProcess<FnHandler<F>>;
+    const EXCLUSIVE: bool = false;
+    fn into_process(self) -> Self::Process {
+        SharedProcess(FnHandler(self.0))
+    }
+}
+
+impl<E, F: FnMut(&mut E, i64, bool) + Send + 'static> IntoProcess<E> for ExclusiveFn<F> {
+    type Process = ExclusiveProcess<FnHandler<F>>;
+    const EXCLUSIVE: bool = true;
+    fn into_process(self) -> Self::Process {
+        ExclusiveProcess(FnHandler(self.0))
+    }
+}
 
 impl<E, H: EventHandler<E>, F: FnOnce() -> H + Send + 'static> IntoProcess<E> for SharedFactory<F> {
     type Process = SharedProcess<H>;

@@ -68,7 +68,10 @@ mod sync;
 pub mod wait;
 
 pub use builder::{Builder, ConsumerId};
-pub use consumer::{Consumer, EventHandler, ExclusiveHandler, IntoProcess, PanicPolicy};
+pub use consumer::{
+    Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, IntoProcess,
+    PanicPolicy, SharedFactory, SharedFn,
+};
 pub use disruptor::{ConsumerReport, Disruptor, ShutdownReport};
 pub use error::{BuildError, PublishError, ShutdownError};
 pub use producer::{MultiProducer, Producer, SingleProducer};
