@@ -1,0 +1,278 @@
+//! Panics never hang anyone: handler panics under each policy, and panics inside publish closures.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+
+use common::*;
+use ringmq::{Blocking, Builder, Consumer, PanicPolicy, PublishError, ShutdownError, Yielding};
+
+#[test]
+fn a_handler_panic_halts_the_queue_and_producers_learn_why() {
+    with_timeout(60, || {
+        for multi in [false, true] {
+            let (tx, rx) = mpsc::channel();
+            let boom = Consumer::new("boom", |e: &Ev, _, _| {
+                if e.n == 5 {
+                    panic!("bad event 5");
+                }
+            });
+            // A producer that publishes until the failure reaches it, whether it is blocked on
+            // the full ring (the failed consumer never frees its slots) or between publishes.
+            let result = if multi {
+                let mut b = Builder::multi_producer(8, Ev::default, Blocking::new()).unwrap();
+                b.add(boom).unwrap();
+                b.add(recorder("bystander", &tx)).unwrap();
+                let (mut p, q) = b.build().unwrap();
+                let mut err = None;
+                for n in 0..1_000_000 {
+                    if let Err(e) = p.publish(|e| fill(e, 0, n)) {
+                        err = Some(e);
+                        break;
+                    }
+                }
+                (err, q.shutdown())
+            } else {
+                let mut b = Builder::single_producer(8, Ev::default, Blocking::new()).unwrap();
+                b.add(boom).unwrap();
+                b.add(recorder("bystander", &tx)).unwrap();
+                let (mut p, q) = b.build().unwrap();
+                let mut err = None;
+                for n in 0..1_000_000 {
+                    if let Err(e) = p.publish(|e| fill(e, 0, n)) {
+                        err = Some(e);
+                        break;
+                    }
+                }
+                (err, q.shutdown())
+            };
+            assert_eq!(
+                result.0,
+                Some(PublishError::ConsumerFailed {
+                    consumer: "boom".into(),
+                    sequence: 5
+                })
+            );
+            assert_eq!(
+                result.1.unwrap_err(),
+                ShutdownError::ConsumerPanicked {
+                    consumer: "boom".into(),
+                    sequence: 5,
+                    message: "bad event 5".into()
+                }
+            );
+            // The bystander stopped too, having seen an exact prefix (it may be ahead of `boom`).
+            let seen = collect(&rx, 1);
+            let got = &seen["bystander"];
+            assert!(got.iter().enumerate().all(|(i, s)| s.0 == i as i64));
+            assert!(
+                got.len() <= 5 + 8,
+                "the producer cannot get more than a ring ahead"
+            );
+        }
+    });
+}
+
+#[test]
+fn skip_event_policy_skips_only_the_failed_events() {
+    with_timeout(60, || {
+        let count = scaled(1_000);
+        let (tx, rx) = mpsc::channel();
+        let mut b = Builder::multi_producer(16, Ev::default, Yielding).unwrap();
+        let flaky = b
+            .add(
+                Consumer::exclusive("flaky", |e: &mut Ev, _, _| {
+                    if e.n == 5 || e.n == 7 {
+                        panic!("transient");
+                    }
+                    e.enriched = 1;
+                })
+                .on_panic(PanicPolicy::SkipEvent),
+            )
+            .unwrap();
+        b.add_after(&[flaky], recorder("after", &tx)).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        for n in 0..count {
+            p.publish(|e| fill(e, 0, n)).unwrap();
+        }
+        drop(p);
+        let report = q.shutdown().unwrap();
+        assert_eq!(report.consumers[0].name, "flaky");
+        assert_eq!(report.consumers[0].skipped, 2);
+        assert_eq!(report.consumers[0].last_sequence, count as i64 - 1);
+        let seen = collect(&rx, 1);
+        let events = assert_exact("after", &seen["after"], count);
+        for e in events {
+            let skipped = e.n == 5 || e.n == 7;
+            assert_eq!(e.enriched, if skipped { 0 } else { 1 }, "event {}", e.n);
+        }
+    });
+}
+
+#[test]
+fn halt_consumer_policy_stops_one_handler_and_nobody_waits_for_it() {
+    with_timeout(60, || {
+        let count = scaled(5_000);
+        let (tx, rx) = mpsc::channel();
+        // capacity 8 and 5000 events: if the halted consumer still gated, producers would hang.
+        let mut b = Builder::single_producer(8, Ev::default, Yielding).unwrap();
+        let fragile = b
+            .add(
+                Consumer::new("fragile", |e: &Ev, _, _| {
+                    if e.n == 3 {
+                        panic!("gives up");
+                    }
+                })
+                .on_panic(PanicPolicy::HaltConsumer),
+            )
+            .unwrap();
+        b.add(recorder("sibling", &tx)).unwrap();
+        b.add_after(&[fragile], recorder("downstream", &tx))
+            .unwrap();
+        let (mut p, q) = b.build().unwrap();
+        for n in 0..count {
+            p.publish(|e| fill(e, 0, n)).unwrap();
+        }
+        drop(p);
+        match q.shutdown() {
+            Err(ShutdownError::ConsumerPanicked {
+                consumer, sequence, ..
+            }) => assert_eq!((consumer.as_str(), sequence), ("fragile", 3)),
+            other => panic!("expected the panic back, got {other:?}"),
+        }
+        let seen = collect(&rx, 2);
+        assert_exact("sibling", &seen["sibling"], count);
+        assert_exact("downstream", &seen["downstream"], count);
+    });
+}
+
+#[test]
+fn a_panicking_factory_fails_the_queue_instead_of_hanging() {
+    with_timeout(60, || {
+        let mut b = Builder::single_producer(4, || 0u64, Yielding).unwrap();
+        struct Journal;
+        impl ringmq::EventHandler<u64> for Journal {
+            fn on_event(&mut self, _: &u64, _: i64, _: bool) {}
+        }
+        b.add(Consumer::with_handler("broken", || -> Journal {
+            panic!("cannot open the journal")
+        }))
+        .unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut err = None;
+        for n in 0..1_000_000 {
+            if let Err(e) = p.publish(|e| *e = n) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(err, Some(PublishError::ConsumerFailed { .. })));
+        match q.shutdown() {
+            Err(ShutdownError::ConsumerPanicked { message, .. }) => {
+                assert_eq!(message, "cannot open the journal")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_panic_in_a_publish_closure_skips_its_slot_and_propagates() {
+    with_timeout(60, || {
+        for multi in [false, true] {
+            let (tx, rx) = mpsc::channel();
+            let count = scaled(200);
+            macro_rules! run {
+                ($b:expr) => {{
+                    let mut b = $b;
+                    b.add(recorder("r", &tx)).unwrap();
+                    let (mut p, q) = b.build().unwrap();
+                    for n in 0..count {
+                        if n % 10 == 3 {
+                            let r = catch_unwind(AssertUnwindSafe(|| {
+                                p.publish(|e| {
+                                    e.n = 12345; // half-written, then...
+                                    panic!("producer bug");
+                                })
+                            }));
+                            assert!(r.is_err(), "the panic propagates to the caller");
+                        } else {
+                            p.publish(|e| fill(e, 0, n)).unwrap();
+                        }
+                    }
+                    // A batch whose closure panics at index 2 of 4: 0 and 1 are delivered.
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        p.publish_batch(4, |e, i| {
+                            if i == 2 {
+                                panic!("batch bug");
+                            }
+                            fill(e, 1, i as u64);
+                        })
+                    }));
+                    assert!(r.is_err());
+                    p.publish(|e| fill(e, 2, 0)).unwrap();
+                    drop(p);
+                    q.shutdown().unwrap();
+                }};
+            }
+            if multi {
+                run!(Builder::multi_producer(8, Ev::default, Yielding).unwrap());
+            } else {
+                run!(Builder::single_producer(8, Ev::default, Yielding).unwrap());
+            }
+            let seen = collect(&rx, 1);
+            let got = &seen["r"];
+            let mut expected: Vec<(i64, u32, u64)> = (0..count)
+                .filter(|n| n % 10 != 3)
+                .map(|n| (n as i64, 0, n))
+                .collect();
+            expected.push((count as i64, 1, 0));
+            expected.push((count as i64 + 1, 1, 1));
+            expected.push((count as i64 + 4, 2, 0));
+            let got_ids: Vec<(i64, u32, u64)> =
+                got.iter().map(|s| (s.0, s.1.producer, s.1.n)).collect();
+            assert_eq!(got_ids, expected, "multi={multi}");
+            assert!(got
+                .iter()
+                .all(|s| s.1.check == checksum(s.1.producer, s.1.n)));
+        }
+    });
+}
+
+#[test]
+fn end_of_batch_lands_on_the_last_delivered_event_when_the_batch_ends_skipped() {
+    with_timeout(60, || {
+        let (tx, rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let mut b = Builder::single_producer(16, Ev::default, Yielding).unwrap();
+        let gate = b
+            .add(Consumer::new("gate", move |_: &Ev, seq, _| {
+                if seq == 0 {
+                    gate_rx.recv().unwrap();
+                }
+            }))
+            .unwrap();
+        b.add_after(&[gate], recorder("r", &tx)).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        p.publish(|e| fill(e, 0, 0)).unwrap();
+        // While the gate holds event 0, publish 1..=3 with the last two skipped.
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            p.publish_batch(3, |e, i| {
+                if i == 1 {
+                    panic!("skip the rest");
+                }
+                fill(e, 0, 1 + i as u64);
+            })
+        }));
+        assert!(r.is_err());
+        gate_tx.send(()).unwrap();
+        drop(p);
+        q.shutdown().unwrap();
+        let seen = collect(&rx, 1);
+        let got: Vec<(i64, bool)> = seen["r"].iter().map(|s| (s.0, s.2)).collect();
+        // The recorder's batch is 0..=3 (or 0 then 1..=3): either way 1 ends it.
+        assert_eq!(got.last(), Some(&(1, true)));
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![0, 1]);
+    });
+}
