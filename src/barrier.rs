@@ -9,7 +9,7 @@
 //!
 //! The barrier also says when to stop waiting: the queue drained to its last sequence, or halted.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::lifecycle::Stop;
 use crate::sequence::Sequence;
@@ -43,17 +43,19 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
     }
 
     /// Waits with `wait` until `next` is available; returns the highest available sequence.
+    /// `timeout` starts only if the sequence is not already available (no clock read otherwise).
     #[inline]
     pub(crate) fn wait_for<P: WaitStrategy>(
         &self,
         next: i64,
         wait: &P,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
     ) -> Waited<i64, Stop> {
         let available = self.available(next);
         if available >= next {
             return Waited::Ready(available);
         }
+        let deadline = timeout.and_then(|t| crate::sync::now().map(|n| n + t));
         wait.wait_until(
             || {
                 let available = self.available(next);

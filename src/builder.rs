@@ -251,12 +251,12 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         let mut reach = vec![vec![false; n]; n];
         for i in 0..n {
             for &u in &self.nodes[i].upstream {
-                reach[i][u] = true;
-                for j in 0..n {
-                    if reach[u][j] {
-                        reach[i][j] = true;
-                    }
+                // `u < i`, so `reach[u]` is complete: everything upstream of `u` is upstream of `i`.
+                let (done, rest) = reach.split_at_mut(i);
+                for (mine, &theirs) in rest[0].iter_mut().zip(&done[u]) {
+                    *mine |= theirs;
                 }
+                rest[0][u] = true;
             }
         }
         for (i, node) in self.nodes.iter().enumerate() {
@@ -276,19 +276,12 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     }
 
     fn check_cores(&self) -> Result<(), BuildError> {
-        let wanted = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.options.pin.map(|c| (n, c)));
         let mut available: Option<Vec<usize>> = None;
-        for (node, core) in wanted {
-            let available = available.get_or_insert_with(|| {
-                core_affinity::get_core_ids()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|c| c.id)
-                    .collect()
-            });
+        for node in &self.nodes {
+            let Some(core) = node.options.pin else {
+                continue;
+            };
+            let available = available.get_or_insert_with(machine_cores);
             if !available.contains(&core) {
                 return Err(BuildError::NoSuchCore {
                     consumer: node.name.clone(),
@@ -299,6 +292,40 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         }
         Ok(())
     }
+}
+
+/// The cores of the machine. Not `core_affinity::get_core_ids()` alone: that is the *calling
+/// thread's* affinity mask, so a builder running on a pinned thread would reject every other core.
+/// On Linux the online CPUs come from sysfs; elsewhere (or if sysfs is unreadable) from
+/// core_affinity.
+fn machine_cores() -> Vec<usize> {
+    let mut cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if cfg!(target_os = "linux") {
+        if let Ok(online) = std::fs::read_to_string("/sys/devices/system/cpu/online") {
+            cores.extend(parse_cpu_list(&online));
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
+/// Parses a Linux CPU list such as `0-3,8,10-11`; malformed parts are ignored.
+fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut cores = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let mut ends = part.splitn(2, '-').map(|n| n.trim().parse::<usize>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(lo)), None) => cores.push(lo),
+            (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi && hi - lo < 1 << 16 => cores.extend(lo..=hi),
+            _ => {}
+        }
+    }
+    cores
 }
 
 fn pin_current_thread(core: Option<usize>) {
@@ -325,5 +352,19 @@ impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Builder<E, S, W> {
                     .collect::<Vec<_>>(),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists_parse_like_sysfs_writes_them() {
+        assert_eq!(parse_cpu_list("0-1\n"), vec![0, 1]);
+        assert_eq!(parse_cpu_list("0-2,4,6-7"), vec![0, 1, 2, 4, 6, 7]);
+        assert_eq!(parse_cpu_list("3"), vec![3]);
+        assert_eq!(parse_cpu_list(""), Vec::<usize>::new());
+        assert_eq!(parse_cpu_list("x,2-1,5"), vec![5]);
     }
 }

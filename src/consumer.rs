@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::barrier::Barrier;
 use crate::lifecycle::Stop;
-use crate::ring::Ring;
+use crate::ring::Slots;
 use crate::sequence::Sequence;
 use crate::sequencer::sealed::SequencerImpl;
 use crate::sync::Arc;
@@ -286,11 +286,11 @@ pub trait Process<E> {
     fn on_shutdown(&mut self);
     fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64);
     fn on_timeout(&mut self, sequence: i64);
-    /// Delivers `sequence` unless it was skipped by its producer.
+    /// Delivers `sequence`.
     ///
     /// # Safety
     /// As [`Ring::read`] (and [`Ring::read_mut`] for exclusive handlers).
-    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool);
+    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool);
 }
 
 /// A built shared handler.
@@ -350,9 +350,9 @@ impl<E, H: EventHandler<E>> Process<E> for SharedProcess<H> {
         self.0.on_timeout(sequence)
     }
     #[inline]
-    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool) {
+    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool) {
         // SAFETY: forwarded precondition (published, not released, no exclusive writer).
-        unsafe { ring.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+        unsafe { slots.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
     }
 }
 
@@ -372,9 +372,9 @@ impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
         self.0.on_timeout(sequence)
     }
     #[inline]
-    unsafe fn deliver(&mut self, ring: &Ring<E>, sequence: i64, end_of_batch: bool) {
+    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool) {
         // SAFETY: forwarded precondition; the builder checked this stage is exclusive.
-        unsafe { ring.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+        unsafe { slots.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
     }
 }
 
@@ -474,19 +474,17 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
 
     #[inline]
     fn wait_for(&self, next: i64) -> Waited<i64, Stop> {
-        let deadline = self
-            .options
-            .timeout
-            .and_then(|t| crate::sync::now().map(|n| n + t));
+        let timeout = self.options.timeout;
         match &self.options.wait {
-            Some(polling) => self.barrier.wait_for(next, polling, deadline),
+            Some(polling) => self.barrier.wait_for(next, polling, timeout),
             None => self
                 .barrier
-                .wait_for(next, &self.barrier.shared.wait, deadline),
+                .wait_for(next, &self.barrier.shared.wait, timeout),
         }
     }
 
-    /// The batch loop proper. `next` is kept current so that a panic knows where it happened.
+    /// The batch loop proper. `next` is the next sequence to handle; if a handler panics, the
+    /// sequence it was handling.
     fn batches<P: Process<E>>(&self, process: &mut P, next: &mut i64) -> Ended {
         let shared = &self.barrier.shared;
         let ring = &shared.ring;
@@ -497,17 +495,21 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 Waited::Ready(available) => {
                     let last = available.min(first.saturating_add(max_batch - 1));
                     process.on_batch_start(last - first + 1, available - first + 1);
-                    // `end_of_batch` goes to the last event actually delivered.
-                    let mut end = last;
-                    // SAFETY: `first..=last` is published (barrier, Acquire) and not released
-                    // (our sequence is `first - 1`); exclusivity was checked by the builder.
-                    while end >= first && unsafe { ring.is_skipped(end) } {
-                        end -= 1;
-                    }
-                    for seq in first..=last {
-                        *next = seq;
-                        // SAFETY: as above.
-                        unsafe { process.deliver(ring, seq, seq == end) };
+                    if ring.may_skip_from(first) {
+                        // Rare: a producer abandoned a slot at or after `first`.
+                        self.deliver_with_skips(process, first, last, next);
+                    } else {
+                        let slots = ring.slots();
+                        // An exclusive range: `..=` iterates with an extra flag per step.
+                        for seq in first..last + 1 {
+                            // Records `seq` only if the handler unwinds: no store per event.
+                            let at = PanicAt(next, seq);
+                            // SAFETY: `first..=last` is published (the barrier's Acquire) and not
+                            // released (our sequence is `first - 1`); exclusivity was checked by
+                            // the builder.
+                            unsafe { process.deliver(slots, seq, seq == last) };
+                            std::mem::forget(at);
+                        }
                     }
                     *next = last + 1;
                     self.sequence.set(last);
@@ -520,6 +522,32 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 Waited::Stopped(Stop::Drained) => return Ended::Drained,
                 Waited::Stopped(Stop::Halted) => return Ended::Halted,
             }
+        }
+    }
+
+    /// Delivers `first..=last`, passing slots their producer abandoned; `end_of_batch` goes to the
+    /// last event actually delivered.
+    #[cold]
+    fn deliver_with_skips<P: Process<E>>(
+        &self,
+        process: &mut P,
+        first: i64,
+        last: i64,
+        next: &mut i64,
+    ) {
+        let ring = &self.barrier.shared.ring;
+        let slots = ring.slots();
+        let mut end = last;
+        while end >= first && ring.is_skipped(end) {
+            end -= 1;
+        }
+        for seq in first..last + 1 {
+            let at = PanicAt(next, seq);
+            if !ring.is_skipped(seq) {
+                // SAFETY: as in `batches`.
+                unsafe { process.deliver(slots, seq, seq == end) };
+            }
+            std::mem::forget(at);
         }
     }
 
@@ -543,6 +571,16 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 Waited::Stopped(_) => return,
             }
         }
+    }
+}
+
+/// Stores the sequence being handled into the batch loop's `next` if the handler unwinds; it is
+/// `mem::forget`-ed after every event that returns, so the normal path stores nothing.
+struct PanicAt<'a>(&'a mut i64, i64);
+
+impl Drop for PanicAt<'_> {
+    fn drop(&mut self) {
+        *self.0 = self.1;
     }
 }
 

@@ -37,7 +37,7 @@ impl Finished {
     fn wait(&self, n: usize, deadline: Option<Instant>) -> bool {
         let mut count = self.count.lock().unwrap();
         while *count < n {
-            match deadline.zip(crate::sync::now()) {
+            match crate::sync::deadline_and_now(deadline) {
                 None => count = self.condvar.wait(count).unwrap(),
                 Some((d, now)) => {
                     if now >= d {

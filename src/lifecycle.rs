@@ -111,6 +111,7 @@ impl Lifecycle {
     }
 
     /// Whether the queue still accepts claims.
+    #[inline]
     pub(crate) fn is_running(&self) -> bool {
         self.state.load(Ordering::Acquire) == RUNNING
     }

@@ -217,12 +217,13 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
             last,
             unwritten: first,
         };
+        let slots = self.shared.ring.slots();
         for i in 0..n {
             let seq = first + i as i64;
             // SAFETY: `seq` is in the range this handle just claimed and has not published: the
             // sequencer checked every gating consumer passed `seq - capacity`, and consumers wait
             // for the publication below. (Exercised by the loom models and the wrap tests.)
-            unsafe { self.shared.ring.write(seq, |slot| write(slot, i)) };
+            unsafe { slots.write(seq, |slot| write(slot, i)) };
             publication.unwritten = seq + 1;
         }
         drop(publication);
@@ -238,7 +239,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
             unwritten: seq,
         };
         // SAFETY: `seq` was just claimed by this handle and is not published yet (see `batch`).
-        unsafe { self.shared.ring.write(seq, write) };
+        unsafe { self.shared.ring.slots().write(seq, write) };
         publication.unwritten = seq + 1;
     }
 }
@@ -255,9 +256,9 @@ struct Publication<'a, E, S: SequencerImpl, W: WaitStrategy> {
 impl<E, S: SequencerImpl, W: WaitStrategy> Drop for Publication<'_, E, S, W> {
     #[inline]
     fn drop(&mut self) {
-        for seq in self.unwritten..=self.last {
-            // SAFETY: the range is claimed by the dropping producer and not yet published.
-            unsafe { self.shared.ring.mark_skipped(seq) };
+        // Only after a panic in the write closure: the rest of the claim is abandoned.
+        for seq in self.unwritten..self.last + 1 {
+            self.shared.ring.mark_skipped(seq);
         }
         self.shared.sequencer.publish(self.first, self.last);
         self.shared.wait.notify();

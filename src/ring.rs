@@ -12,23 +12,28 @@
 //! - an exclusive stage (one that takes `&mut E`) is, by the builder's check, ordered before or
 //!   after every other consumer, so no other reader overlaps its window.
 //!
-//! The two `unsafe` accessors below take those facts as their precondition.
+//! The `unsafe` accessors below take those facts as their precondition.
 
-use crate::sync::UnsafeCell;
+use std::marker::PhantomData;
 
-/// One slot: the event, and whether its producer abandoned it.
+use crate::sync::{AtomicI64, Ordering, UnsafeCell};
+
+/// The pre-allocated ring of slots, and the record of slots abandoned by their producer.
 ///
-/// `skipped` is written by the producer together with the event and published with it. It is set
-/// when the publish closure panicked (or a blocked producer gave its claim back), so that consumers
-/// pass the slot without delivering it instead of waiting forever on a hole.
-pub(crate) struct Slot<E> {
-    event: UnsafeCell<E>,
-    skipped: UnsafeCell<bool>,
-}
-
-/// The pre-allocated ring of slots.
+/// # Skipped slots
+/// A producer whose publish closure panics still publishes its claim (otherwise consumers would
+/// wait on the hole forever) but marks it *skipped*, so consumers pass it without delivering it.
+/// Skipping is rare, so it costs nothing until it happens: the producer writes the sequence into
+/// `skipped[slot]` and raises `highest_skipped`, both before the `Release` that publishes the slot.
+/// A consumer, after the `Acquire` that showed it the batch, loads `highest_skipped` once; only a
+/// batch at or below it looks up each slot. Slots hold nothing but the event, as densely as `E`
+/// allows.
 pub(crate) struct Ring<E> {
-    slots: Box<[Slot<E>]>,
+    slots: Box<[UnsafeCell<E>]>,
+    /// Per slot, the last sequence in it that was skipped (`-1`: none).
+    skipped: Box<[AtomicI64]>,
+    /// The highest sequence ever skipped (`-1`: none).
+    highest_skipped: AtomicI64,
     mask: i64,
 }
 
@@ -36,14 +41,10 @@ impl<E> Ring<E> {
     /// Builds `capacity` slots with `factory`. `capacity` was validated by [`check_capacity`].
     pub(crate) fn new(capacity: usize, mut factory: impl FnMut() -> E) -> Self {
         debug_assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
-            .map(|_| Slot {
-                event: UnsafeCell::new(factory()),
-                skipped: UnsafeCell::new(false),
-            })
-            .collect();
         Self {
-            slots,
+            slots: (0..capacity).map(|_| UnsafeCell::new(factory())).collect(),
+            skipped: (0..capacity).map(|_| AtomicI64::new(-1)).collect(),
+            highest_skipped: AtomicI64::new(-1),
             mask: capacity as i64 - 1,
         }
     }
@@ -55,84 +56,101 @@ impl<E> Ring<E> {
     }
 
     #[inline]
-    fn slot(&self, sequence: i64) -> &Slot<E> {
-        // Indexing is bounds-checked; the mask keeps it in range, so the check folds away.
-        &self.slots[(sequence & self.mask) as usize]
+    fn index(&self, sequence: i64) -> usize {
+        (sequence & self.mask) as usize
     }
 
-    /// Writes the event for `sequence` through `f`, and records whether it is delivered.
+    /// A copyable view of the slots for a hot loop: base pointer and mask in registers, not
+    /// reloaded from the shared ring after every handler call that might touch memory.
+    #[inline]
+    pub(crate) fn slots(&self) -> Slots<'_, E> {
+        Slots {
+            base: self.slots.as_ptr(),
+            mask: self.mask,
+            _ring: PhantomData,
+        }
+    }
+
+    /// Marks the claimed, unpublished `sequence` as abandoned: consumers will pass it. Must be
+    /// called before the publication of `sequence` (whose `Release` carries these stores).
+    #[inline]
+    pub(crate) fn mark_skipped(&self, sequence: i64) {
+        // Relaxed: published to consumers by the producer's Release of `sequence`.
+        self.skipped[self.index(sequence)].store(sequence, Ordering::Relaxed);
+        self.highest_skipped.fetch_max(sequence, Ordering::Relaxed);
+    }
+
+    /// Whether any sequence at or after `first` may have been skipped. Called by a consumer after
+    /// it acquired the publication of `first`; false means no slot of its batch needs a lookup.
+    #[inline]
+    pub(crate) fn may_skip_from(&self, first: i64) -> bool {
+        self.highest_skipped.load(Ordering::Relaxed) >= first
+    }
+
+    /// Whether the producer abandoned `sequence` (published: the caller acquired it).
+    #[inline]
+    pub(crate) fn is_skipped(&self, sequence: i64) -> bool {
+        self.skipped[self.index(sequence)].load(Ordering::Relaxed) == sequence
+    }
+}
+
+/// The ring's slots as a base pointer and mask: what the hot loops index with.
+pub(crate) struct Slots<'a, E> {
+    base: *const UnsafeCell<E>,
+    mask: i64,
+    _ring: PhantomData<&'a Ring<E>>,
+}
+
+impl<E> Clone for Slots<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for Slots<'_, E> {}
+
+impl<'a, E> Slots<'a, E> {
+    /// The slot of `sequence`.
+    #[inline]
+    fn slot(self, sequence: i64) -> &'a UnsafeCell<E> {
+        // SAFETY: `base` points at the ring's `capacity` slots, alive for `'a`; `mask` is
+        // `capacity - 1` with `capacity` a power of two (set in `Ring::new`, never changed), so
+        // `sequence & mask` is always in bounds. Exercised by every test; miri checks the bound.
+        unsafe { &*self.base.add((sequence & self.mask) as usize) }
+    }
+
+    /// Writes the event for `sequence` through `f`.
     ///
     /// # Safety
     /// The caller has claimed `sequence` and not yet published it, so it is the slot's only user:
     /// every gating consumer has passed `sequence - capacity` (the sequencer's wrap check), and no
     /// consumer reads `sequence` before it is published.
     #[inline]
-    pub(crate) unsafe fn write<R>(&self, sequence: i64, f: impl FnOnce(&mut E) -> R) -> R {
-        let slot = self.slot(sequence);
+    pub(crate) unsafe fn write<R>(self, sequence: i64, f: impl FnOnce(&mut E) -> R) -> R {
         // SAFETY: the caller's claim makes this the only access to the slot (see above).
-        let r = slot.event.with_mut(|p| f(unsafe { &mut *p }));
-        // SAFETY: as above; the flag belongs to the same claim.
-        slot.skipped.with_mut(|p| unsafe { *p = false });
-        r
+        self.slot(sequence).with_mut(|p| f(unsafe { &mut *p }))
     }
 
-    /// Marks the claimed `sequence` as abandoned: consumers will pass it without delivering it.
-    ///
-    /// # Safety
-    /// As for [`Ring::write`]: the caller holds the unpublished claim on `sequence`.
-    #[inline]
-    pub(crate) unsafe fn mark_skipped(&self, sequence: i64) {
-        // SAFETY: the caller holds the unpublished claim, so nobody else touches the slot.
-        self.slot(sequence)
-            .skipped
-            .with_mut(|p| unsafe { *p = true });
-    }
-
-    /// Reads the event at `sequence`: `None` if its producer abandoned it.
+    /// Reads the event at `sequence`.
     ///
     /// # Safety
     /// `sequence` is published (the caller's barrier said so, with `Acquire`), the caller has not yet
     /// released it (its own sequence is below `sequence`), and no exclusive stage may be writing it
     /// (the builder's exclusivity check).
     #[inline]
-    pub(crate) unsafe fn read<R>(&self, sequence: i64, f: impl FnOnce(&E) -> R) -> Option<R> {
-        let slot = self.slot(sequence);
+    pub(crate) unsafe fn read<R>(self, sequence: i64, f: impl FnOnce(&E) -> R) -> R {
         // SAFETY: published and not released: producers wait for us, writers are ordered with us.
-        if slot.skipped.with(|p| unsafe { *p }) {
-            return None;
-        }
-        // SAFETY: as above.
-        Some(slot.event.with(|p| f(unsafe { &*p })))
+        self.slot(sequence).with(|p| f(unsafe { &*p }))
     }
 
-    /// Mutably accesses the event at `sequence`: `None` if its producer abandoned it.
+    /// Mutably accesses the event at `sequence`.
     ///
     /// # Safety
-    /// As for [`Ring::read`], and the caller is an exclusive stage: every other consumer is ordered
+    /// As for [`Slots::read`], and the caller is an exclusive stage: every other consumer is ordered
     /// strictly before or after it, so no reference to this slot exists while `f` runs.
     #[inline]
-    pub(crate) unsafe fn read_mut<R>(
-        &self,
-        sequence: i64,
-        f: impl FnOnce(&mut E) -> R,
-    ) -> Option<R> {
-        let slot = self.slot(sequence);
+    pub(crate) unsafe fn read_mut<R>(self, sequence: i64, f: impl FnOnce(&mut E) -> R) -> R {
         // SAFETY: see the precondition: this is the only access for the duration of `f`.
-        if slot.skipped.with(|p| unsafe { *p }) {
-            return None;
-        }
-        // SAFETY: as above.
-        Some(slot.event.with_mut(|p| f(unsafe { &mut *p })))
-    }
-
-    /// Whether the producer abandoned `sequence`.
-    ///
-    /// # Safety
-    /// As for [`Ring::read`].
-    #[inline]
-    pub(crate) unsafe fn is_skipped(&self, sequence: i64) -> bool {
-        // SAFETY: published and not released by the caller.
-        self.slot(sequence).skipped.with(|p| unsafe { *p })
+        self.slot(sequence).with_mut(|p| f(unsafe { &mut *p }))
     }
 }
 

@@ -331,7 +331,7 @@ impl SequencerImpl for Multi {
 
     #[inline]
     fn publish(&self, lo: i64, hi: i64) {
-        for s in lo..=hi {
+        for s in lo..hi + 1 {
             // Release: a consumer that sees the lap sees the slot's contents.
             self.entry(s).store(self.lap(s), Ordering::Release);
         }

@@ -72,12 +72,21 @@ pub(crate) fn now() -> Option<std::time::Instant> {
     return None;
 }
 
-/// True once `deadline` has passed. Always false under loom.
+/// The deadline and the current instant, reading the clock only if there is a deadline.
+#[inline]
+pub(crate) fn deadline_and_now(
+    deadline: Option<std::time::Instant>,
+) -> Option<(std::time::Instant, std::time::Instant)> {
+    deadline.and_then(|d| now().map(|n| (d, n)))
+}
+
+/// True once `deadline` has passed; reads the clock only if there is a deadline. Always false
+/// under loom.
 #[inline]
 pub(crate) fn expired(deadline: Option<std::time::Instant>) -> bool {
-    match (deadline, now()) {
-        (Some(d), Some(n)) => n >= d,
-        _ => false,
+    match deadline {
+        None => false,
+        Some(d) => now().is_some_and(|n| n >= d),
     }
 }
 
@@ -104,18 +113,12 @@ impl Backoff {
     pub(crate) fn new() -> Self {
         Self::default()
     }
-    pub(crate) fn spin(&self) {
-        loom::thread::yield_now();
-    }
     pub(crate) fn snooze(&self) {
         self.0.set(self.0.get() + 1);
         loom::thread::yield_now();
     }
     pub(crate) fn is_completed(&self) -> bool {
         self.0.get() > 6
-    }
-    pub(crate) fn reset(&self) {
-        self.0.set(0);
     }
 }
 

@@ -152,7 +152,7 @@ impl WaitStrategy for Sleeping {
         let backoff = Backoff::new();
         poll(ready, stop, deadline, || {
             if backoff.is_completed() {
-                let nap = match deadline.zip(crate::sync::now()) {
+                let nap = match crate::sync::deadline_and_now(deadline) {
                     Some((d, now)) => self.period.min(d.saturating_duration_since(now)),
                     None => self.period,
                 };
@@ -224,11 +224,11 @@ impl WaitStrategy for Blocking {
             } else if let Some(s) = stop() {
                 Some(Waited::Stopped(s))
             } else {
-                match deadline.zip(crate::sync::now()) {
+                match crate::sync::deadline_and_now(deadline) {
                     Some((d, now)) => {
                         let left = d.saturating_duration_since(now);
                         if !left.is_zero() {
-                            let _ = wait_timeout(&self.condvar, guard, left);
+                            wait_timeout(&self.condvar, guard, left);
                         }
                     }
                     None => drop(self.condvar.wait(guard).unwrap()),

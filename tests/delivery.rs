@@ -274,8 +274,10 @@ fn batch_publish_in_bursts() {
 
 #[test]
 fn max_batch_caps_batches_and_batch_hooks_add_up() {
+    /// (batch_len, queue_depth) per batch, events, end_of_batch flags.
+    type Report = (Vec<(i64, i64)>, u64, u64);
     struct Batches {
-        tx: mpsc::Sender<(Vec<(i64, i64)>, u64, u64)>,
+        tx: mpsc::Sender<Report>,
         batches: Vec<(i64, i64)>,
         events: u64,
         ends: u64,

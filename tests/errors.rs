@@ -138,23 +138,24 @@ fn an_exclusive_stage_must_be_ordered_with_every_other_consumer() {
     q.shutdown().unwrap();
 }
 
-/// A queue whose single consumer holds event 0 until `gate` receives; returns the gate.
-fn gated_single(
-    capacity: usize,
-) -> (
+/// The gate that releases event 0, the producer, the queue, and what the consumer saw.
+type Gated = (
     mpsc::Sender<()>,
     ringmq::SingleProducer<u64, Yielding>,
     ringmq::Disruptor<u64, ringmq::Single, Yielding>,
     mpsc::Receiver<Vec<u64>>,
-) {
+);
+
+/// A queue whose single consumer holds event 0 until the gate receives.
+fn gated_single(capacity: usize) -> Gated {
     let (gate_tx, gate_rx) = mpsc::channel::<()>();
     let (seen_tx, seen_rx) = mpsc::channel();
-    struct Gated {
+    struct Holder {
         gate: mpsc::Receiver<()>,
         seen: Vec<u64>,
         out: mpsc::Sender<Vec<u64>>,
     }
-    impl ringmq::EventHandler<u64> for Gated {
+    impl ringmq::EventHandler<u64> for Holder {
         fn on_event(&mut self, n: &u64, seq: i64, _: bool) {
             if seq == 0 {
                 self.gate.recv_timeout(Duration::from_secs(60)).unwrap();
@@ -166,7 +167,7 @@ fn gated_single(
         }
     }
     let mut b = Builder::single_producer(capacity, || 0u64, Yielding).unwrap();
-    b.add(Consumer::with_handler("gated", move || Gated {
+    b.add(Consumer::with_handler("gated", move || Holder {
         gate: gate_rx,
         seen: vec![],
         out: seen_tx,

@@ -1,1 +1,2 @@
-//! Loom models live in tests/.
+//! Loom models of ringmq's lock-free protocols live in `tests/`; build with
+//! `RUSTFLAGS="--cfg loom"` (see README.md, "How ringmq is verified").

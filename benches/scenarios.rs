@@ -1,0 +1,207 @@
+//! The LMAX scenarios, ringmq beside its peers in one criterion group per scenario, so each ratio
+//! comes from one run on one machine.
+//!
+//! Throughput method: one criterion iteration publishes one burst; a measurement publishes
+//! `iters` bursts and then waits until the consumer's sink holds the *last sequence of this
+//! measurement* (sequence-tagged, so a sink left over from an earlier measurement never counts).
+//!
+//! Threads: the benchmark thread is the producer, pinned to core 0; consumers are pinned to core 1.
+//! With one consumer on two cores every side busy-spins.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use disruptor::{ProcessorSettings, Producer as _};
+
+const RING: usize = 1 << 16;
+const BURSTS: [u64; 3] = [1, 10, 100];
+
+fn pin(core: usize) {
+    if let Some(id) = core_affinity::get_core_ids().and_then(|c| c.get(core).copied()) {
+        core_affinity::set_for_current(id);
+    }
+}
+
+/// The machine's cores (not this thread's affinity mask, which `pin` narrows to one).
+fn cores() -> usize {
+    core_affinity::get_core_ids().map_or(1, |c| c.len())
+}
+
+/// Spins until `sink` reaches `target` (bounded: a lost event fails the benchmark).
+fn await_sink(sink: &AtomicI64, target: i64) {
+    let start = Instant::now();
+    while sink.load(Ordering::Acquire) < target {
+        std::hint::spin_loop();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumer stalled"
+        );
+    }
+}
+
+/// A sink a consumer stores the sequence of its last event into, at the end of each batch.
+fn sink() -> (Arc<AtomicI64>, Arc<AtomicI64>) {
+    let s = Arc::new(AtomicI64::new(-1));
+    (s.clone(), s)
+}
+
+/// The producer side of one implementation, on its own thread pinned to core 0. Each side is
+/// built, measured and torn down before the next one starts, so no idle spinning consumer of
+/// another implementation shares a core with the one being measured.
+struct Driver {
+    tx: mpsc::Sender<(u64, u64)>,
+    rx: mpsc::Receiver<Duration>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Driver {
+    /// `run(iters, burst)` publishes `iters` bursts, waits for the last event, returns the time.
+    fn spawn(mut run: impl FnMut(u64, u64) -> Duration + Send + 'static) -> Self {
+        let (tx, jobs) = mpsc::channel::<(u64, u64)>();
+        let (done, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            pin(0);
+            for (iters, burst) in jobs {
+                done.send(run(iters, burst)).unwrap();
+            }
+        });
+        Self { tx, rx, thread }
+    }
+
+    fn measure(&self, iters: u64, burst: u64) -> Duration {
+        self.tx.send((iters, burst)).unwrap();
+        self.rx.recv().unwrap()
+    }
+
+    /// Ends the thread, dropping its producer (which closes the queue).
+    fn stop(self) {
+        drop(self.tx);
+        self.thread.join().unwrap();
+    }
+}
+
+fn measure_bursts(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    driver: Driver,
+) {
+    for burst in BURSTS {
+        group.throughput(Throughput::Elements(burst));
+        group.bench_function(BenchmarkId::new(name, burst), |b| {
+            b.iter_custom(|iters| driver.measure(iters, burst))
+        });
+    }
+    driver.stop();
+}
+
+fn unicast(c: &mut Criterion) {
+    let cores = cores();
+    let consumer_core = 1 % cores;
+    println!(
+        "unicast 1P-1C on {cores} cores: producer pinned to core 0, consumer to core {consumer_core}; \
+         ringmq BusySpin, disruptor BusySpin, crossbeam-channel bounded (spins, then parks)"
+    );
+    let mut group = c.benchmark_group("unicast_1p1c");
+
+    // ringmq
+    let (ringmq_sink, s) = sink();
+    let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+    b.add(
+        ringmq::Consumer::new("sink", move |v: &u64, seq, eob| {
+            std::hint::black_box(v);
+            if eob {
+                s.store(seq, Ordering::Release);
+            }
+        })
+        .pin_to_core(consumer_core),
+    )
+    .unwrap();
+    let (mut p, queue) = b.build().unwrap();
+    let driver = Driver::spawn(move |iters, burst| {
+        let start = Instant::now();
+        let mut last = -1;
+        for i in 0..iters {
+            last = if burst == 1 {
+                p.publish(|v| *v = i).unwrap()
+            } else {
+                let seqs = p.publish_batch(burst as usize, |v, k| *v = i + k as u64);
+                seqs.unwrap().end - 1
+            };
+        }
+        await_sink(&ringmq_sink, last);
+        start.elapsed()
+    });
+    measure_bursts(&mut group, "ringmq", driver);
+    queue.shutdown().unwrap();
+
+    // disruptor crate
+    let (disruptor_sink, s) = sink();
+    let mut p = disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+        .pin_at_core(consumer_core)
+        .handle_events_with(move |v: &u64, seq: i64, eob: bool| {
+            std::hint::black_box(v);
+            if eob {
+                s.store(seq, Ordering::Release);
+            }
+        })
+        .build();
+    let mut next = 0i64;
+    let driver = Driver::spawn(move |iters, burst| {
+        let start = Instant::now();
+        for i in 0..iters {
+            if burst == 1 {
+                p.publish(|v| *v = i);
+            } else {
+                p.batch_publish(burst as usize, |it| {
+                    for (k, v) in it.enumerate() {
+                        *v = i + k as u64;
+                    }
+                });
+            }
+            next += burst as i64;
+        }
+        await_sink(&disruptor_sink, next - 1);
+        start.elapsed()
+    });
+    measure_bursts(&mut group, "disruptor", driver);
+
+    // crossbeam-channel (bounded)
+    let (crossbeam_sink, s) = sink();
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+    let consumer = std::thread::spawn(move || {
+        pin(consumer_core);
+        let mut seq = -1i64;
+        while let Ok(v) = rx.recv() {
+            std::hint::black_box(v);
+            seq += 1;
+            if rx.is_empty() {
+                s.store(seq, Ordering::Release);
+            }
+        }
+    });
+    let mut next = 0i64;
+    let driver = Driver::spawn(move |iters, burst| {
+        let start = Instant::now();
+        for i in 0..iters {
+            for k in 0..burst {
+                tx.send(i + k).unwrap();
+            }
+            next += burst as i64;
+        }
+        await_sink(&crossbeam_sink, next - 1);
+        start.elapsed()
+    });
+    measure_bursts(&mut group, "crossbeam_channel", driver);
+    consumer.join().unwrap();
+
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    targets = unicast
+}
+criterion_main!(benches);
