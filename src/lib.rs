@@ -67,6 +67,11 @@ mod shared;
 mod sync;
 pub mod wait;
 
+/// README.md's examples, compiled and run as doctests so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use builder::{Builder, ConsumerId};
 pub use consumer::{
     Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, IntoProcess,

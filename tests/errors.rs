@@ -75,6 +75,24 @@ fn pinning_to_an_existing_core_runs_there() {
 }
 
 #[test]
+fn a_builder_on_a_pinned_thread_still_sees_every_core() {
+    with_timeout(30, || {
+        let cores = core_affinity::get_core_ids().unwrap();
+        let last = cores.last().unwrap().id;
+        // Pin this thread to the first core: its affinity mask now shows one core only.
+        core_affinity::set_for_current(cores[0]);
+        let mut b = Builder::single_producer(8, || 0u64, Yielding).unwrap();
+        b.add(Consumer::new("elsewhere", |_: &u64, _, _| {}).pin_to_core(last))
+            .unwrap();
+        let (p, q) = b
+            .build()
+            .expect("a core outside the caller's mask is still a core");
+        drop(p);
+        q.shutdown().unwrap();
+    });
+}
+
+#[test]
 fn a_handle_from_another_builder_is_rejected() {
     let mut one = Builder::single_producer(8, || 0u8, Yielding).unwrap();
     let mut two = Builder::single_producer(8, || 0u8, Yielding).unwrap();
