@@ -104,11 +104,9 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// joins the consumer threads.
     ///
     /// Publishes after this return [`PublishError::Shutdown`](crate::PublishError::Shutdown), and
-    /// so does a producer waiting for room when nothing it claimed needs draining. With the multi
-    /// producer, a publish racing this call from another thread is either drained or refused. The
-    /// single producer's claim path has no atomic read-modify-write by design, so it learns of the
-    /// close at its next claim: to hand over a single producer's last events without a race, drop
-    /// the producer (or stop publishing) before calling this, as its drop closes the queue itself.
+    /// so does a producer waiting for room when nothing it claimed needs draining. A publish
+    /// racing this call from another thread is either drained (and returns `Ok`) or refused; it
+    /// is never lost. A producer's publish closure that never returns holds the close up.
     ///
     /// # Errors
     /// [`ShutdownError::ConsumerPanicked`] if a handler panicked (under
@@ -161,7 +159,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
 
     fn join(&mut self, deadline: Option<Instant>) -> Result<ShutdownReport, ShutdownError> {
         let running = std::mem::take(&mut self.running);
-        if !self.finished.wait(running.len(), deadline) {
+        // Without a deadline, joining is the wait; with one, wait on the count first.
+        if deadline.is_some() && !self.finished.wait(running.len(), deadline) {
             self.shared.halt();
             // Give threads that only waited a moment to see the halt; stuck ones are detached.
             let grace = crate::sync::now().map(|n| n + Duration::from_millis(100));

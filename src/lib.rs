@@ -57,6 +57,7 @@ mod builder;
 mod consumer;
 mod disruptor;
 mod error;
+mod fence;
 mod gating;
 mod lifecycle;
 mod producer;

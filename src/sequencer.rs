@@ -31,8 +31,14 @@
 //! counter with `fetch_or`, as crossbeam-channel's array flavor does with its tail: a claim that
 //! got a sequence before the mark is drained (its producer will publish it), a claim after it sees
 //! the mark and fails, so a publish racing `shutdown()` is either drained or refused, never lost.
-//! The single producer's claim has no shared counter to mark; it sees the close through the
-//! lifecycle word at its next claim, and the drain target is its cursor when the close happens.
+//! The single producer's claim has no shared counter to mark, and no fence either. It marks itself
+//! *busy* (a plain store on a line only it writes) before it checks the lifecycle, and clears the
+//! mark with `Release` after publishing. The closer sets the lifecycle to closing, runs the heavy
+//! side of an asymmetric fence ([`crate::fence`]: `membarrier` on Linux), waits until the producer
+//! is not busy, and only then reads the cursor as the drain target. After the barrier either the
+//! closer sees the producer busy (and waits for its publish, which the target then covers) or the
+//! producer's check sees the close (and it publishes nothing). Either way a publish that returned
+//! `Ok` is drained; one racing the close may fail with `Shutdown`, never vanish.
 //!
 //! [`publish`]: crate::Producer::publish
 //! [`try_publish`]: crate::Producer::try_publish
@@ -46,7 +52,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::PublishError;
 use crate::sequence::{Sequence, INITIAL};
 use crate::shared::Shared;
-use crate::sync::{AtomicI32, AtomicI64, Ordering};
+use crate::sync::{AtomicBool, AtomicI32, AtomicI64, Backoff, Ordering};
 use crate::wait::{WaitStrategy, Waited};
 
 /// How a claim waits for room.
@@ -143,6 +149,18 @@ fn wait_for_room<E, S: SequencerImpl, W: WaitStrategy>(
 /// The single-producer sequencer: claims are local to the one producer handle.
 pub struct Single {
     cursor: Sequence,
+    /// Set by the producer while it is between its lifecycle check and its publish.
+    busy: CachePadded<AtomicBool>,
+    /// Whether the producer's side of the close handshake needs a real fence (no `membarrier`).
+    fenced: bool,
+}
+
+impl Single {
+    /// Ends a claim that publishes nothing (refused, full, timed out).
+    #[inline]
+    fn idle(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
 }
 
 /// The single producer's claim state: last claimed sequence and cached gating minimum.
@@ -161,6 +179,8 @@ impl SequencerImpl for Single {
     fn new(_capacity: usize) -> Self {
         Self {
             cursor: Sequence::new(INITIAL),
+            busy: CachePadded::new(AtomicBool::new(false)),
+            fenced: crate::fence::needs_real_fence(),
         }
     }
 
@@ -179,11 +199,25 @@ impl SequencerImpl for Single {
         n: i64,
         mode: Mode,
     ) -> Result<i64, PublishError> {
-        shared.lifecycle.check_open()?;
+        let this = &shared.sequencer;
+        // Relaxed, then the light fence: the close handshake (see the module docs) orders this
+        // store before the lifecycle check below.
+        this.busy.store(true, Ordering::Relaxed);
+        crate::fence::light(this.fenced);
+        if let Err(e) = shared.lifecycle.check_open() {
+            this.idle();
+            return Err(e);
+        }
         let last = local.claimed + n;
         let wrap = last - shared.ring.capacity();
         if wrap > local.cached_min {
-            local.cached_min = wait_for_room(shared, wrap, mode, false)?;
+            match wait_for_room(shared, wrap, mode, false) {
+                Ok(min) => local.cached_min = min,
+                Err(e) => {
+                    this.idle();
+                    return Err(e);
+                }
+            }
         }
         let first = local.claimed + 1;
         local.claimed = last;
@@ -193,6 +227,8 @@ impl SequencerImpl for Single {
     #[inline]
     fn publish(&self, _lo: i64, hi: i64) {
         self.cursor.set(hi);
+        // Release: a closer that sees the producer idle sees the cursor it published.
+        self.busy.store(false, Ordering::Release);
     }
 
     #[inline]
@@ -205,6 +241,15 @@ impl SequencerImpl for Single {
     }
 
     fn close(&self) -> i64 {
+        // The lifecycle already says closing. The heavy fence orders that store before our loads
+        // of `busy` against the producer's store of `busy` and its load of the lifecycle.
+        crate::fence::heavy();
+        let backoff = Backoff::new();
+        // Bounded by one publish: the producer either finishes the claim it is in, or sees the
+        // close while waiting for room (the closer notified the wait strategy first).
+        while self.busy.load(Ordering::Acquire) {
+            backoff.snooze();
+        }
         self.cursor.get()
     }
 }

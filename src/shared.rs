@@ -22,6 +22,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     /// Stops new claims and lets consumers drain to the last claimed sequence. Idempotent.
     pub(crate) fn close(&self) {
         if self.lifecycle.begin_close() {
+            // Wake producers parked waiting for room first: the sequencer's close may wait for a
+            // claim in progress, which ends when its producer sees the close.
+            self.wait.notify();
             let last = self.sequencer.close();
             self.lifecycle.set_drain_target(last);
         }

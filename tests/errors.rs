@@ -32,6 +32,10 @@ fn capacity_must_be_a_power_of_two_and_the_error_names_the_nearest() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "miri does not support sched_getaffinity/sched_setaffinity"
+)]
 fn pinning_to_a_core_that_does_not_exist_fails_at_build() {
     let mut b = Builder::single_producer(8, || 0u8, Yielding).unwrap();
     b.add(Consumer::new("pinned", |_: &u8, _, _| {}).pin_to_core(100_000))
@@ -51,6 +55,10 @@ fn pinning_to_a_core_that_does_not_exist_fails_at_build() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "miri does not support sched_getaffinity/sched_setaffinity"
+)]
 fn pinning_to_an_existing_core_runs_there() {
     with_timeout(30, || {
         let core = core_affinity::get_core_ids().unwrap()[0].id;
@@ -75,6 +83,10 @@ fn pinning_to_an_existing_core_runs_there() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "miri does not support sched_getaffinity/sched_setaffinity"
+)]
 fn a_builder_on_a_pinned_thread_still_sees_every_core() {
     with_timeout(30, || {
         let cores = core_affinity::get_core_ids().unwrap();

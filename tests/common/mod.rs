@@ -4,8 +4,10 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds.
+/// Runs `f` on its own thread and fails the test if it does not finish within `secs` seconds
+/// (twenty times that under miri, which interprets every instruction).
 pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let secs = if cfg!(miri) { secs * 20 } else { secs };
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::spawn(move || {
         let _ = tx.send(f());

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Shows that each loom model can fail: for each seeded bug (an ordering weakened, or the step a
+# model guards removed), copy the tree, apply the bug, run the model meant to catch it, and report
+# whether it did. Usage: bash loom-tests/seeded-bugs.sh [name-filter]. Takes a while (each bug
+# rebuilds the crate); not part of CI. Results are listed in loom-tests/README.md.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+target="${RINGMQ_MUTANT_TARGET:-$root/target/loom-mutants}"
+filter="${1:-}"
+trap 'rm -rf "$work"' EXIT
+
+# name | file | perl substitution (must match exactly once) | model
+bugs=(
+  "sequence-store-relaxed|src/sequence.rs|s/self.0.store\(value, Ordering::Release\)/self.0.store(value, Ordering::Relaxed)/|single_producer_wrap_never_overwrites"
+  "single-producer-no-wrap-check|src/sequencer.rs|s/if wrap > local.cached_min \{/if false \&\& wrap > local.cached_min {/|single_producer_wrap_never_overwrites"
+  "gating-reads-first-consumer-only|src/sequence.rs|s/sequences.iter\(\).fold/sequences.iter().take(1).fold/|multicast_wrap_waits_for_every_gating_consumer"
+  "availability-store-relaxed|src/sequencer.rs|s/self.entry\(s\).store\(self.lap\(s\), Ordering::Release\)/self.entry(s).store(self.lap(s), Ordering::Relaxed)/|multi_producer_availability_and_per_producer_order"
+  "consumer-skips-availability-check|src/sequencer.rs|s/if self.entry\(s\).load\(Ordering::Acquire\) != self.lap\(s\) \{/if false {/|multi_producer_availability_and_per_producer_order"
+  "multi-producer-no-room-wait|src/sequencer.rs|s/if wrap > this.cached_min.load\(Ordering::Acquire\) \{\n                    let min = wait_for_room/if false {\n                    let min = wait_for_room/|multi_producer_availability_and_per_producer_order"
+  "try-claim-no-room-check|src/sequencer.rs|s/if wrap > min \{\n                    return Err\(PublishError::Full\);/if false {\n                    return Err(PublishError::Full);/|try_publish_is_full_or_delivered_never_overwrites"
+  "timed-claim-no-room-check|src/sequencer.rs|s/if wrap > min \{\n                    return Err\(PublishError::Full\);/if false {\n                    return Err(PublishError::Full);/|timed_publish_claims_with_cas_and_waits_for_room"
+  "batch-publishes-first-slot-only|src/sequencer.rs|s/fn publish\(&self, _lo: i64, hi: i64\) \{\n        self.cursor.set\(hi\);/fn publish(\&self, lo: i64, _hi: i64) {\n        self.cursor.set(lo);/|batch_publish_wraps_and_publishes_whole_batches"
+  "multi-batch-publishes-first-slot-only|src/sequencer.rs|s/for s in lo..hi \+ 1 \{/for s in lo..lo + 1 {/|multi_producer_batch_publish"
+  "downstream-ignores-upstream|src/barrier.rs|s/if self.upstream.is_empty\(\) \{/if true {/|pipeline_stage_two_sees_stage_one_writes"
+  "join-waits-for-first-branch-only|src/barrier.rs|s/crate::sequence::minimum\(&self.upstream, i64::MAX\)/crate::sequence::minimum(\&self.upstream[..1], i64::MAX)/|diamond_join_waits_for_both_branches"
+  "notify-without-fence|src/wait.rs|s/fence\(Ordering::SeqCst\);\n        if self.sleepers/if self.sleepers/|blocking_wait_loses_no_wake_up"
+  "waiter-sleeps-without-recheck|src/wait.rs|s/let outcome = if let Some\(v\) = ready\(\) \{/let outcome = if let Some(v) = None::<T> {/|blocking_wait_loses_no_wake_up"
+  "close-drains-one-short|src/sequencer.rs|s/self.closed_at.store\(next, Ordering::Relaxed\);\n        next - 1/self.closed_at.store(next, Ordering::Relaxed);\n        next - 2/|shutdown_drains_every_publish_that_returned_ok"
+  "blocked-producer-ignores-shutdown|src/sequencer.rs|s/!shared.lifecycle.is_running\(\)/false/|shutdown_releases_a_producer_blocked_on_a_full_ring"
+  "panic-does-not-fail-the-queue|src/consumer.rs|s/self.barrier.shared.lifecycle.fail\(&self.name, sequence\);//|handler_panic_releases_producers_and_is_reported"
+)
+
+copy_tree() {
+  rm -rf "$work/tree" && mkdir -p "$work/tree"
+  # Tracked and untracked (not ignored) files: the tree as it is in the working copy.
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard \
+      | xargs -0 -I{} cp --parents {} "$work/tree/")
+}
+
+run_model() { # model log
+  (cd "$work/tree" && RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 timeout 900 \
+      cargo test -p ringmq-loom-tests --release --target-dir "$target" -- "$1" --exact >"$2" 2>&1)
+}
+
+# Baseline: the unmutated copy must build and pass, or every "catch" below would mean nothing.
+copy_tree
+if ! run_model single_producer_wrap_never_overwrites "$work/baseline.log"; then
+  echo "ERROR the unmutated tree does not pass; see below"; tail -30 "$work/baseline.log"; exit 2
+fi
+
+caught=0; missed=0
+for entry in "${bugs[@]}"; do
+  IFS='|' read -r name file subst model <<<"$entry"
+  [[ -n "$filter" && "$name" != *"$filter"* ]] && continue
+  copy_tree
+  before=$(md5sum "$work/tree/$file")
+  perl -0pi -e "$subst" "$work/tree/$file"
+  if [[ "$before" == "$(md5sum "$work/tree/$file")" ]]; then
+    echo "ERROR  $name: the substitution did not apply to $file"; missed=$((missed + 1)); continue
+  fi
+  log="$work/$name.log"
+  run_model "$model" "$log"
+  status=$?
+  if grep -qE "could not compile|^error\[" "$log"; then
+    echo "ERROR  $name: the mutant does not compile"; grep -m3 -E "^error" "$log"; missed=$((missed + 1))
+    continue
+  fi
+  how=$(grep -oE "Causality violation[^.]*|deadlock|assertion [^\n]{0,60}|exceeded maximum number of branches|panicked at [^ ]*" "$log" | grep -v "^panicked at /root" | head -1)
+  # A loom deadlock aborts the test binary (a panic while panicking), so no "test result" line.
+  if [[ $status -ne 0 && $status -ne 124 ]] && grep -qE "test result: FAILED|panicked at" "$log"; then
+    echo "caught $name -> $model: ${how:-a failing test}"; caught=$((caught + 1))
+  elif [[ $status -eq 124 ]]; then
+    echo "MISSED $name -> $model: timed out"; missed=$((missed + 1))
+  else
+    echo "MISSED $name -> $model (exit $status)"; missed=$((missed + 1))
+  fi
+done
+echo "seeded bugs: $caught caught, $missed missed"
+[[ $missed -eq 0 ]]
