@@ -27,7 +27,9 @@ bugs=(
   "notify-without-fence|src/wait.rs|s/fence\(Ordering::SeqCst\);\n        if self.sleepers/if self.sleepers/|blocking_wait_loses_no_wake_up"
   "waiter-sleeps-without-recheck|src/wait.rs|s/let outcome = if let Some\(v\) = ready\(\) \{/let outcome = if let Some(v) = None::<T> {/|blocking_wait_loses_no_wake_up"
   "close-drains-one-short|src/sequencer.rs|s/self.closed_at.store\(next, Ordering::Relaxed\);\n        next - 1/self.closed_at.store(next, Ordering::Relaxed);\n        next - 2/|shutdown_drains_every_publish_that_returned_ok"
-  "blocked-producer-ignores-shutdown|src/sequencer.rs|s/!shared.lifecycle.is_running\(\)/false/|shutdown_releases_a_producer_blocked_on_a_full_ring"
+  "close-skips-busy-handshake|src/sequencer.rs|s/while self.busy.load\(Ordering::Acquire\) \{/while false {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
+  "single-producer-no-light-fence|src/sequencer.rs|s/crate::fence::light\(this.fenced\);//|shutdown_releases_a_producer_blocked_on_a_full_ring"
+  "blocked-producer-ignores-stop|src/sequencer.rs|s/!shared.lifecycle.is_running\(\)/false/|handler_panic_releases_producers_and_is_reported"
   "panic-does-not-fail-the-queue|src/consumer.rs|s/self.barrier.shared.lifecycle.fail\(&self.name, sequence\);//|handler_panic_releases_producers_and_is_reported"
 )
 
@@ -66,7 +68,12 @@ for entry in "${bugs[@]}"; do
     echo "ERROR  $name: the mutant does not compile"; grep -m3 -E "^error" "$log"; missed=$((missed + 1))
     continue
   fi
-  how=$(grep -oE "Causality violation[^.]*|deadlock|assertion [^\n]{0,60}|exceeded maximum number of branches|panicked at [^ ]*" "$log" | grep -v "^panicked at /root" | head -1)
+  # The most telling reason first: a data race, a deadlock, a failed assertion, then any panic.
+  how=""
+  for pattern in "Causality violation[^.]*" "deadlock" "assertion .{0,40} failed" "panicked at loom-tests[^ ]*"; do
+    how=$(grep -oE "$pattern" "$log" | head -1)
+    [[ -n "$how" ]] && break
+  done
   # A loom deadlock aborts the test binary (a panic while panicking), so no "test result" line.
   if [[ $status -ne 0 && $status -ne 124 ]] && grep -qE "test result: FAILED|panicked at" "$log"; then
     echo "caught $name -> $model: ${how:-a failing test}"; caught=$((caught + 1))

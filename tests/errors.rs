@@ -498,3 +498,30 @@ fn publishing_after_shutdown_is_refused_for_both_producer_kinds() {
         assert_eq!(p.publish_batch(2, |_, _| {}), Err(PublishError::Shutdown));
     });
 }
+
+#[test]
+fn dropping_an_unbuilt_builder_starts_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let started = Arc::new(AtomicBool::new(false));
+    struct Never;
+    impl ringmq::EventHandler<u64> for Never {
+        fn on_event(&mut self, _: &u64, _: i64, _: bool) {}
+    }
+    let s = started.clone();
+    let mut b = Builder::single_producer(8, || 0u64, Yielding).unwrap();
+    b.add(Consumer::with_handler("never", move || {
+        s.store(true, Ordering::SeqCst);
+        Never
+    }))
+    .unwrap();
+    drop(b);
+    // A consumer thread would have run the factory first thing; none was started.
+    assert!(!started.load(Ordering::SeqCst));
+    // Its thread name does not exist either: nothing to join, nothing left running.
+    assert_eq!(
+        Arc::strong_count(&started),
+        1,
+        "the factory (and its thread) are gone"
+    );
+}
