@@ -331,57 +331,46 @@ fn max_batch_caps_batches_and_batch_hooks_add_up() {
     });
 }
 
+/// Publishes `count` events through a slow stage while the producer stays alive, shuts down, and
+/// checks that everything was drained and later publishes are refused.
+fn drains_before_shutdown<S: ringmq::Sequencer>(mut b: Builder<Ev, S, Blocking>, count: u64) {
+    let (tx, rx) = mpsc::channel();
+    // A slow consumer, so most events are still in the ring when shutdown starts.
+    let slow = b
+        .add(Consumer::new("slow", |_: &Ev, _, _| {
+            std::thread::yield_now()
+        }))
+        .unwrap();
+    b.add_after(&[slow], recorder("r", &tx)).unwrap();
+    let (mut p, q) = b.build().unwrap();
+    for n in 0..count {
+        p.publish(|e| fill(e, 0, n)).unwrap();
+    }
+    // The producer is still alive: shutdown closes the queue itself.
+    let report = q.shutdown().unwrap();
+    assert!(report
+        .consumers
+        .iter()
+        .all(|c| c.last_sequence == count as i64 - 1));
+    let refused = Err(ringmq::PublishError::Shutdown);
+    assert_eq!(p.publish(|e| fill(e, 0, 0)), refused);
+    assert_eq!(p.try_publish_batch(2, |_, _| {}).map(|_| 0), refused);
+    let seen = collect(&rx, 1);
+    assert_exact("r", &seen["r"], count);
+}
+
 #[test]
 fn shutdown_drains_everything_published_before_it() {
     with_timeout(60, || {
-        for multi in [false, true] {
-            let count = scaled(10_000);
-            let (tx, rx) = mpsc::channel();
-            // A slow consumer, so most events are still in the ring when shutdown starts.
-            let slow = |_: &Ev, _: i64, _: bool| std::thread::yield_now();
-            if multi {
-                let mut b = Builder::multi_producer(1024, Ev::default, Blocking::new()).unwrap();
-                let s = b.add(Consumer::new("slow", slow)).unwrap();
-                b.add_after(&[s], recorder("r", &tx)).unwrap();
-                let (mut p, q) = b.build().unwrap();
-                for n in 0..count {
-                    p.publish(|e| fill(e, 0, n)).unwrap();
-                }
-                // The producer is still alive: shutdown closes the queue itself.
-                let report = q.shutdown().unwrap();
-                assert!(report
-                    .consumers
-                    .iter()
-                    .all(|c| c.last_sequence == count as i64 - 1));
-                assert_eq!(
-                    p.publish(|e| fill(e, 0, 0)),
-                    Err(ringmq::PublishError::Shutdown)
-                );
-            } else {
-                let mut b = Builder::single_producer(1024, Ev::default, Blocking::new()).unwrap();
-                let s = b.add(Consumer::new("slow", slow)).unwrap();
-                b.add_after(&[s], recorder("r", &tx)).unwrap();
-                let (mut p, q) = b.build().unwrap();
-                for n in 0..count {
-                    p.publish(|e| fill(e, 0, n)).unwrap();
-                }
-                let report = q.shutdown().unwrap();
-                assert!(report
-                    .consumers
-                    .iter()
-                    .all(|c| c.last_sequence == count as i64 - 1));
-                assert_eq!(
-                    p.publish(|e| fill(e, 0, 0)),
-                    Err(ringmq::PublishError::Shutdown)
-                );
-                assert_eq!(
-                    p.try_publish_batch(2, |_, _| {}),
-                    Err(ringmq::PublishError::Shutdown)
-                );
-            }
-            let seen = collect(&rx, 1);
-            assert_exact("r", &seen["r"], count);
-        }
+        let count = scaled(10_000);
+        drains_before_shutdown(
+            Builder::single_producer(1024, Ev::default, Blocking::new()).unwrap(),
+            count,
+        );
+        drains_before_shutdown(
+            Builder::multi_producer(1024, Ev::default, Blocking::new()).unwrap(),
+            count,
+        );
     });
 }
 

@@ -8,69 +8,56 @@ use std::sync::mpsc;
 use common::*;
 use ringmq::{Blocking, Builder, Consumer, PanicPolicy, PublishError, ShutdownError, Yielding};
 
+/// A consumer that panics on event 5 beside a recording bystander; the producer publishes until
+/// the failure reaches it (blocked on the ring the failed consumer never frees, or between
+/// publishes), then the queue is shut down.
+fn halts_on_panic<S: ringmq::Sequencer>(mut b: Builder<Ev, S, Blocking>) {
+    let (tx, rx) = mpsc::channel();
+    b.add(Consumer::new("boom", |e: &Ev, _, _| {
+        if e.n == 5 {
+            panic!("bad event 5");
+        }
+    }))
+    .unwrap();
+    b.add(recorder("bystander", &tx)).unwrap();
+    let (mut p, q) = b.build().unwrap();
+    let mut err = None;
+    for n in 0..1_000_000 {
+        if let Err(e) = p.publish(|e| fill(e, 0, n)) {
+            err = Some(e);
+            break;
+        }
+    }
+    assert_eq!(
+        err,
+        Some(PublishError::ConsumerFailed {
+            consumer: "boom".into(),
+            sequence: 5
+        })
+    );
+    assert_eq!(
+        q.shutdown().unwrap_err(),
+        ShutdownError::ConsumerPanicked {
+            consumer: "boom".into(),
+            sequence: 5,
+            message: "bad event 5".into()
+        }
+    );
+    // The bystander stopped too, having seen an exact prefix (it may be ahead of `boom`).
+    let seen = collect(&rx, 1);
+    let got = &seen["bystander"];
+    assert!(got.iter().enumerate().all(|(i, s)| s.0 == i as i64));
+    assert!(
+        got.len() <= 5 + 8,
+        "the producer cannot get more than a ring ahead"
+    );
+}
+
 #[test]
 fn a_handler_panic_halts_the_queue_and_producers_learn_why() {
     with_timeout(60, || {
-        for multi in [false, true] {
-            let (tx, rx) = mpsc::channel();
-            let boom = Consumer::new("boom", |e: &Ev, _, _| {
-                if e.n == 5 {
-                    panic!("bad event 5");
-                }
-            });
-            // A producer that publishes until the failure reaches it, whether it is blocked on
-            // the full ring (the failed consumer never frees its slots) or between publishes.
-            let result = if multi {
-                let mut b = Builder::multi_producer(8, Ev::default, Blocking::new()).unwrap();
-                b.add(boom).unwrap();
-                b.add(recorder("bystander", &tx)).unwrap();
-                let (mut p, q) = b.build().unwrap();
-                let mut err = None;
-                for n in 0..1_000_000 {
-                    if let Err(e) = p.publish(|e| fill(e, 0, n)) {
-                        err = Some(e);
-                        break;
-                    }
-                }
-                (err, q.shutdown())
-            } else {
-                let mut b = Builder::single_producer(8, Ev::default, Blocking::new()).unwrap();
-                b.add(boom).unwrap();
-                b.add(recorder("bystander", &tx)).unwrap();
-                let (mut p, q) = b.build().unwrap();
-                let mut err = None;
-                for n in 0..1_000_000 {
-                    if let Err(e) = p.publish(|e| fill(e, 0, n)) {
-                        err = Some(e);
-                        break;
-                    }
-                }
-                (err, q.shutdown())
-            };
-            assert_eq!(
-                result.0,
-                Some(PublishError::ConsumerFailed {
-                    consumer: "boom".into(),
-                    sequence: 5
-                })
-            );
-            assert_eq!(
-                result.1.unwrap_err(),
-                ShutdownError::ConsumerPanicked {
-                    consumer: "boom".into(),
-                    sequence: 5,
-                    message: "bad event 5".into()
-                }
-            );
-            // The bystander stopped too, having seen an exact prefix (it may be ahead of `boom`).
-            let seen = collect(&rx, 1);
-            let got = &seen["bystander"];
-            assert!(got.iter().enumerate().all(|(i, s)| s.0 == i as i64));
-            assert!(
-                got.len() <= 5 + 8,
-                "the producer cannot get more than a ring ahead"
-            );
-        }
+        halts_on_panic(Builder::single_producer(8, Ev::default, Blocking::new()).unwrap());
+        halts_on_panic(Builder::multi_producer(8, Ev::default, Blocking::new()).unwrap());
     });
 }
 
