@@ -17,7 +17,7 @@
 //! | [`BusySpin`] | lowest (tens of ns) | one full core per waiting thread | every spinning thread has a core of its own (pinned), latency is all that matters |
 //! | [`Yielding`] | low | high, but gives the core away when others need it | low latency on a machine that is not oversubscribed, or only slightly |
 //! | [`Sleeping`] | up to the sleep period | near zero | throughput matters, latency does not; background pipelines |
-//! | [`Blocking`] | a wake-up (microseconds) when the waiter slept | zero | **more threads than cores**, the default, and anywhere idle CPU must be free |
+//! | [`Blocking`] | a wake-up (microseconds) when the waiter slept | zero | **more threads than cores**, and anywhere idle CPU must be free: the safe choice |
 //!
 //! More busy-spinning threads than cores is a livelock in waiting: the spinner holds the core the
 //! thread it waits for needs. With more threads than cores use [`Blocking`], [`Sleeping`] or at
@@ -166,7 +166,7 @@ impl WaitStrategy for Sleeping {
 
 /// Parks waiting threads until they are notified: zero idle CPU, a wake-up's latency.
 ///
-/// Safe with any number of threads on any number of cores, hence the default.
+/// Safe with any number of threads on any number of cores: the safe choice when unsure.
 ///
 /// # Protocol
 /// A waiter announces itself (`sleepers += 1`), issues a SeqCst fence, takes the lock, looks at the
