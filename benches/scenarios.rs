@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use disruptor::{ProcessorSettings, Producer as _};
+use disruptor::ProcessorSettings;
 
 const RING: usize = 1 << 16;
 const BURSTS: [u64; 3] = [1, 10, 100];
@@ -138,7 +138,7 @@ fn unicast(c: &mut Criterion) {
 
     // disruptor crate
     let (disruptor_sink, s) = sink();
-    let mut p = disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+    let p = disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
         .pin_at_core(consumer_core)
         .handle_events_with(move |v: &u64, seq: i64, eob: bool| {
             std::hint::black_box(v);
@@ -147,24 +147,7 @@ fn unicast(c: &mut Criterion) {
             }
         })
         .build();
-    let mut next = 0i64;
-    let driver = Driver::spawn(move |iters, burst| {
-        let start = Instant::now();
-        for i in 0..iters {
-            if burst == 1 {
-                p.publish(|v| *v = i);
-            } else {
-                p.batch_publish(burst as usize, |it| {
-                    for (k, v) in it.enumerate() {
-                        *v = i + k as u64;
-                    }
-                });
-            }
-            next += burst as i64;
-        }
-        await_sink(&disruptor_sink, next - 1);
-        start.elapsed()
-    });
+    let driver = disruptor_driver(p, vec![disruptor_sink]);
     measure_bursts(&mut group, "disruptor", driver);
 
     // crossbeam-channel (bounded)
@@ -199,9 +182,162 @@ fn unicast(c: &mut Criterion) {
     group.finish();
 }
 
+/// The 1P-3C shapes of the LMAX suite.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// Three consumers each see every event.
+    Multicast,
+    /// A chain of three consumers.
+    Pipeline,
+    /// Two consumers in parallel, a third after both.
+    Diamond,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Multicast => "multicast_1p3c",
+            Shape::Pipeline => "pipeline_1p3c",
+            Shape::Diamond => "diamond_1p3c",
+        }
+    }
+}
+
+/// A consumer that stores its sequence into `sink` at the end of each batch.
+fn sink_handler(sink: Arc<AtomicI64>) -> impl FnMut(&u64, i64, bool) + Send + 'static {
+    move |v: &u64, seq: i64, eob: bool| {
+        std::hint::black_box(v);
+        if eob {
+            sink.store(seq, Ordering::Release);
+        }
+    }
+}
+
+/// Waits until every sink reaches `target`.
+fn await_sinks(sinks: &[Arc<AtomicI64>], target: i64) {
+    for s in sinks {
+        await_sink(s, target);
+    }
+}
+
+/// Drives a disruptor-crate producer: `iters` bursts, then waits for every sink in `last`.
+fn disruptor_driver<P>(mut p: P, last: Vec<Arc<AtomicI64>>) -> Driver
+where
+    P: disruptor::Producer<u64> + Send + 'static,
+{
+    let mut next = 0i64;
+    Driver::spawn(move |iters, burst| {
+        let start = Instant::now();
+        for i in 0..iters {
+            if burst == 1 {
+                p.publish(|v| *v = i);
+            } else {
+                p.batch_publish(burst as usize, |it| {
+                    for (k, v) in it.enumerate() {
+                        *v = i + k as u64;
+                    }
+                });
+            }
+            next += burst as i64;
+        }
+        await_sinks(&last, next - 1);
+        start.elapsed()
+    })
+}
+
+/// 1P-3C graphs: four threads on two cores, so every side sleeps between looks instead of
+/// spinning: ringmq `Sleeping` (spin, yield, then sleep 50 µs) and the disruptor crate's `Sleep`
+/// (sleep 50 µs). crossbeam-channel has no multicast or stage graph and is not in these groups.
+fn graphs(c: &mut Criterion) {
+    const NAP: Duration = Duration::from_micros(50);
+    for shape in [Shape::Multicast, Shape::Pipeline, Shape::Diamond] {
+        println!(
+            "{} on {} cores: producer on core 0, consumers unpinned; ringmq Sleeping(50us), disruptor Sleep(50us)",
+            shape.name(),
+            cores()
+        );
+        let mut group = c.benchmark_group(shape.name());
+
+        // ringmq: the sinks are the consumers nothing depends on.
+        let sinks: Vec<Arc<AtomicI64>> = (0..3).map(|_| Arc::new(AtomicI64::new(-1))).collect();
+        let mut b =
+            ringmq::Builder::single_producer(RING, || 0u64, ringmq::Sleeping::new(NAP)).unwrap();
+        let new = |i: usize| ringmq::Consumer::new(format!("c{i}"), sink_handler(sinks[i].clone()));
+        let last: Vec<Arc<AtomicI64>> = match shape {
+            Shape::Multicast => {
+                for i in 0..3 {
+                    b.add(new(i)).unwrap();
+                }
+                sinks.clone()
+            }
+            Shape::Pipeline => {
+                let a = b.add(new(0)).unwrap();
+                let m = b.add_after(&[a], new(1)).unwrap();
+                b.add_after(&[m], new(2)).unwrap();
+                vec![sinks[2].clone()]
+            }
+            Shape::Diamond => {
+                let l = b.add(new(0)).unwrap();
+                let r = b.add(new(1)).unwrap();
+                b.add_after(&[l, r], new(2)).unwrap();
+                vec![sinks[2].clone()]
+            }
+        };
+        let (mut p, queue) = b.build().unwrap();
+        let driver = Driver::spawn(move |iters, burst| {
+            let start = Instant::now();
+            let mut seq = -1;
+            for i in 0..iters {
+                seq = if burst == 1 {
+                    p.publish(|v| *v = i).unwrap()
+                } else {
+                    let seqs = p.publish_batch(burst as usize, |v, k| *v = i + k as u64);
+                    seqs.unwrap().end - 1
+                };
+            }
+            await_sinks(&last, seq);
+            start.elapsed()
+        });
+        measure_bursts(&mut group, "ringmq", driver);
+        queue.shutdown().unwrap();
+
+        // disruptor crate
+        let sinks: Vec<Arc<AtomicI64>> = (0..3).map(|_| Arc::new(AtomicI64::new(-1))).collect();
+        let base = disruptor::build_single_producer(RING, || 0u64, disruptor::Sleep::new(NAP));
+        let driver = match shape {
+            Shape::Multicast => disruptor_driver(
+                base.handle_events_with(sink_handler(sinks[0].clone()))
+                    .handle_events_with(sink_handler(sinks[1].clone()))
+                    .handle_events_with(sink_handler(sinks[2].clone()))
+                    .build(),
+                sinks.clone(),
+            ),
+            Shape::Pipeline => disruptor_driver(
+                base.handle_events_with(sink_handler(sinks[0].clone()))
+                    .and_then()
+                    .handle_events_with(sink_handler(sinks[1].clone()))
+                    .and_then()
+                    .handle_events_with(sink_handler(sinks[2].clone()))
+                    .build(),
+                vec![sinks[2].clone()],
+            ),
+            Shape::Diamond => disruptor_driver(
+                base.handle_events_with(sink_handler(sinks[0].clone()))
+                    .handle_events_with(sink_handler(sinks[1].clone()))
+                    .and_then()
+                    .handle_events_with(sink_handler(sinks[2].clone()))
+                    .build(),
+                vec![sinks[2].clone()],
+            ),
+        };
+        measure_bursts(&mut group, "disruptor", driver);
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
-    targets = unicast
+    targets = unicast, graphs
 }
 criterion_main!(benches);
