@@ -118,21 +118,8 @@ fn unicast(c: &mut Criterion) {
         .pin_to_core(consumer_core),
     )
     .unwrap();
-    let (mut p, queue) = b.build().unwrap();
-    let driver = Driver::spawn(move |iters, burst| {
-        let start = Instant::now();
-        let mut last = -1;
-        for i in 0..iters {
-            last = if burst == 1 {
-                p.publish(|v| *v = i).unwrap()
-            } else {
-                let seqs = p.publish_batch(burst as usize, |v, k| *v = i + k as u64);
-                seqs.unwrap().end - 1
-            };
-        }
-        await_sink(&ringmq_sink, last);
-        start.elapsed()
-    });
+    let (p, queue) = b.build().unwrap();
+    let driver = ringmq_driver(p, vec![ringmq_sink]);
     measure_bursts(&mut group, "ringmq", driver);
     queue.shutdown().unwrap();
 
@@ -220,6 +207,29 @@ fn await_sinks(sinks: &[Arc<AtomicI64>], target: i64) {
     }
 }
 
+/// Drives a ringmq producer: `iters` bursts (single publishes for a burst of 1), then waits for
+/// every sink in `last`.
+fn ringmq_driver<S, W>(mut p: ringmq::Producer<u64, S, W>, last: Vec<Arc<AtomicI64>>) -> Driver
+where
+    S: ringmq::Sequencer,
+    W: ringmq::WaitStrategy,
+{
+    Driver::spawn(move |iters, burst| {
+        let start = Instant::now();
+        let mut seq = -1;
+        for i in 0..iters {
+            seq = if burst == 1 {
+                p.publish(|v| *v = i).unwrap()
+            } else {
+                let seqs = p.publish_batch(burst as usize, |v, k| *v = i + k as u64);
+                seqs.unwrap().end - 1
+            };
+        }
+        await_sinks(&last, seq);
+        start.elapsed()
+    })
+}
+
 /// Drives a disruptor-crate producer: `iters` bursts, then waits for every sink in `last`.
 fn disruptor_driver<P>(mut p: P, last: Vec<Arc<AtomicI64>>) -> Driver
 where
@@ -283,21 +293,8 @@ fn graphs(c: &mut Criterion) {
                 vec![sinks[2].clone()]
             }
         };
-        let (mut p, queue) = b.build().unwrap();
-        let driver = Driver::spawn(move |iters, burst| {
-            let start = Instant::now();
-            let mut seq = -1;
-            for i in 0..iters {
-                seq = if burst == 1 {
-                    p.publish(|v| *v = i).unwrap()
-                } else {
-                    let seqs = p.publish_batch(burst as usize, |v, k| *v = i + k as u64);
-                    seqs.unwrap().end - 1
-                };
-            }
-            await_sinks(&last, seq);
-            start.elapsed()
-        });
+        let (p, queue) = b.build().unwrap();
+        let driver = ringmq_driver(p, last);
         measure_bursts(&mut group, "ringmq", driver);
         queue.shutdown().unwrap();
 
