@@ -67,20 +67,7 @@ fn multi_producer_fifo<W: WaitStrategy>(wait: W, capacity: usize, producers: u32
     b.add(recorder("a", &tx)).unwrap();
     b.add(recorder("b", &tx)).unwrap();
     let (producer, queue) = b.build().unwrap();
-    let threads: Vec<_> = (0..producers)
-        .map(|p| {
-            let mut producer = producer.clone();
-            std::thread::spawn(move || {
-                for n in 0..per {
-                    producer.publish(|e| fill(e, p, n)).unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(producer);
-    for t in threads {
-        t.join().unwrap();
-    }
+    publish_from_threads(producer, producers, per);
     queue.shutdown().unwrap();
     let seen = collect(&rx, 2);
     let total = per * producers as u64;
@@ -382,20 +369,7 @@ fn dropping_the_last_producer_drains_and_stops_consumers() {
         let mut b = Builder::multi_producer(64, Ev::default, Yielding).unwrap();
         b.add(recorder("r", &tx)).unwrap();
         let (producer, queue) = b.build().unwrap();
-        let threads: Vec<_> = (0..2)
-            .map(|p| {
-                let mut producer = producer.clone();
-                std::thread::spawn(move || {
-                    for n in 0..count {
-                        producer.publish(|e| fill(e, p, n)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        drop(producer);
-        for t in threads {
-            t.join().unwrap();
-        }
+        publish_from_threads(producer, 2, count);
         // The consumer drains and stops by itself: its on_shutdown report arrives before we ask.
         let seen = collect(&rx, 1);
         assert_exact("r", &seen["r"], 2 * count);

@@ -207,6 +207,30 @@ fn gated_single(capacity: usize) -> Gated {
     (gate_tx, p, q, seen_rx)
 }
 
+/// The gate that releases event 0, the producer, the queue, and each value the consumer saw.
+type GatedMulti<W> = (
+    mpsc::Sender<()>,
+    ringmq::MultiProducer<u64, W>,
+    ringmq::Disruptor<u64, ringmq::Multi, W>,
+    mpsc::Receiver<u64>,
+);
+
+/// A multi-producer ring of 2 whose consumer holds event 0 until the gate receives.
+fn gated_multi<W: ringmq::WaitStrategy>(wait: W) -> GatedMulti<W> {
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let mut b = Builder::multi_producer(2, || 0u64, wait).unwrap();
+    b.add(Consumer::new("gated", move |n: &u64, seq, _| {
+        if seq == 0 {
+            gate_rx.recv().unwrap();
+        }
+        seen_tx.send(*n).unwrap();
+    }))
+    .unwrap();
+    let (p, q) = b.build().unwrap();
+    (gate_tx, p, q, seen_rx)
+}
+
 #[test]
 fn try_publish_on_a_full_ring_is_full_and_timeouts_time_out() {
     with_timeout(60, || {
@@ -247,17 +271,7 @@ fn try_publish_on_a_full_ring_is_full_and_timeouts_time_out() {
 #[test]
 fn multi_producer_try_and_timeout_on_a_full_ring() {
     with_timeout(60, || {
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let (seen_tx, seen_rx) = mpsc::channel();
-        let mut b = Builder::multi_producer(2, || 0u64, Blocking::new()).unwrap();
-        b.add(Consumer::new("gated", move |n: &u64, seq, _| {
-            if seq == 0 {
-                gate_rx.recv().unwrap();
-            }
-            seen_tx.send(*n).unwrap();
-        }))
-        .unwrap();
-        let (mut p, q) = b.build().unwrap();
+        let (gate_tx, mut p, q, seen_rx) = gated_multi(Blocking::new());
         p.try_publish(|e| *e = 0).unwrap();
         p.try_publish(|e| *e = 1).unwrap();
         assert_eq!(p.try_publish(|e| *e = 9), Err(PublishError::Full));
@@ -298,17 +312,7 @@ fn a_single_producer_blocked_on_a_full_ring_is_released_by_shutdown() {
 fn a_multi_producer_blocked_after_claiming_is_drained_by_shutdown_and_released_by_halt() {
     with_timeout(60, || {
         for halt in [false, true] {
-            let (gate_tx, gate_rx) = mpsc::channel::<()>();
-            let (seen_tx, seen_rx) = mpsc::channel();
-            let mut b = Builder::multi_producer(2, || 0u64, Yielding).unwrap();
-            b.add(Consumer::new("gated", move |n: &u64, seq, _| {
-                if seq == 0 {
-                    gate_rx.recv().unwrap();
-                }
-                seen_tx.send(*n).unwrap();
-            }))
-            .unwrap();
-            let (mut p, q) = b.build().unwrap();
+            let (gate_tx, mut p, q, seen_rx) = gated_multi(Yielding);
             p.publish(|e| *e = 0).unwrap();
             p.publish(|e| *e = 1).unwrap();
             let mut blocked_p = p.clone();

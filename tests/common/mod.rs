@@ -134,3 +134,26 @@ pub fn assert_exact(name: &str, seen: &Seen, count: u64) -> Vec<Ev> {
     }
     seen.iter().map(|s| s.1).collect()
 }
+
+/// Publishes `per` events from each of `producers` threads (producer `p`'s event `n` filled by
+/// [`fill`]), drops the original handle, and joins the threads.
+pub fn publish_from_threads<W: ringmq::WaitStrategy>(
+    producer: ringmq::MultiProducer<Ev, W>,
+    producers: u32,
+    per: u64,
+) {
+    let threads: Vec<_> = (0..producers)
+        .map(|p| {
+            let mut producer = producer.clone();
+            std::thread::spawn(move || {
+                for n in 0..per {
+                    producer.publish(|e| fill(e, p, n)).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(producer);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
