@@ -7,10 +7,12 @@
 //! producer's writes to the slots, and its upstream stages' writes (an exclusive stage enriching
 //! the event in place).
 //!
-//! The barrier also says when to stop waiting: the queue drained to its last sequence, or halted.
+//! The barrier also says when to stop waiting: the queue drained to its last sequence, halted, or
+//! this stage was removed while running.
 
 use std::time::Duration;
 
+use crate::gating::Control;
 use crate::lifecycle::Stop;
 use crate::sequence::Sequence;
 use crate::sequencer::sealed::SequencerImpl;
@@ -22,14 +24,42 @@ pub(crate) struct Barrier<E, S, W> {
     pub(crate) shared: Arc<Shared<E, S, W>>,
     /// Upstream consumers' sequences; empty for a first-stage consumer.
     upstream: Box<[Arc<Sequence>]>,
+    /// Set when the stage is removed from a running queue.
+    pub(crate) control: Arc<Control>,
 }
 
 impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
-    pub(crate) fn new(shared: Arc<Shared<E, S, W>>, upstream: Vec<Arc<Sequence>>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared<E, S, W>>,
+        upstream: Vec<Arc<Sequence>>,
+        control: Arc<Control>,
+    ) -> Self {
         Self {
             shared,
             upstream: upstream.into_boxed_slice(),
+            control,
         }
+    }
+
+    /// Whether the producers have published `next`, whatever the upstream stages did: tells a
+    /// poller "gated by upstream" from "idle".
+    pub(crate) fn published(&self, next: i64) -> bool {
+        self.shared.sequencer.highest_published(next) >= next
+    }
+
+    /// Whether a consumer that wants `next` must stop waiting, and why.
+    #[inline]
+    pub(crate) fn stop(&self, next: i64) -> Option<Stop> {
+        match self.shared.lifecycle.consumer_stop(next) {
+            None if self.control.left() => Some(Stop::Halted),
+            other => other,
+        }
+    }
+
+    /// Whether the consumer must stop at this batch boundary (halted, failed or removed).
+    #[inline]
+    pub(crate) fn must_stop(&self) -> bool {
+        self.shared.lifecycle.is_halted() || self.control.left()
     }
 
     /// The highest sequence this consumer may read now (`next - 1` if none).
@@ -61,7 +91,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
                 let available = self.available(next);
                 (available >= next).then_some(available)
             },
-            || self.shared.lifecycle.consumer_stop(next),
+            || self.stop(next),
             deadline,
         )
     }

@@ -12,12 +12,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
 
-use crate::barrier::Barrier;
-use crate::consumer::{ConsumerExit, IntoProcess, Processor};
-use crate::disruptor::{Disruptor, Finished, Running};
+use crate::consumer::{ConsumerExit, IntoProcess, Options, Processor};
+use crate::disruptor::{Disruptor, Finished};
 use crate::error::BuildError;
-use crate::gating::Gating;
+use crate::gating::{Control, Gating, StageInfo};
 use crate::lifecycle::Lifecycle;
+use crate::pool::WorkPool;
 use crate::producer::Producer;
 use crate::ring::{check_capacity, Ring};
 use crate::sequence::{Sequence, INITIAL};
@@ -29,21 +29,87 @@ use crate::wait::WaitStrategy;
 /// Distinguishes builders, so a handle from one cannot be used in another.
 static NEXT_BUILDER_ID: AtomicU64 = AtomicU64::new(0);
 
-/// A consumer added to a [`Builder`]; pass it to [`Builder::add_after`] to depend on it.
+/// A stage (consumer, work pool or poller) of a [`Builder`] or a running [`Disruptor`]: pass it to
+/// [`Builder::add_after`] to depend on it, to [`Disruptor::tracker`] to follow it, to
+/// [`Disruptor::remove`] to stop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConsumerId {
-    builder: u64,
-    index: usize,
+    pub(crate) builder: u64,
+    pub(crate) index: usize,
 }
 
-type Start<E, S, W> = Box<dyn FnOnce(Processor<E, S, W>) -> ConsumerExit + Send>;
+pub(crate) type Start<E, S, W> = Box<dyn FnOnce(Processor<E, S, W>) -> ConsumerExit + Send>;
 
-struct Node<E, S, W> {
-    name: String,
-    upstream: Vec<usize>,
-    exclusive: bool,
-    options: crate::consumer::Options,
-    start: Start<E, S, W>,
+/// One thread of a stage to be started: a consumer, or one worker of a pool.
+pub(crate) struct Worker<E, S, W> {
+    pub(crate) name: String,
+    pub(crate) options: Options,
+    pub(crate) start: Start<E, S, W>,
+}
+
+/// A stage not started yet.
+pub(crate) struct Pending<E, S, W> {
+    pub(crate) name: String,
+    pub(crate) upstream: Vec<usize>,
+    pub(crate) exclusive: bool,
+    /// Empty for a poller.
+    pub(crate) workers: Vec<Worker<E, S, W>>,
+    /// `Some(batch)` for a work pool.
+    pub(crate) pool_batch: Option<usize>,
+    pub(crate) poller: bool,
+}
+
+impl<E: 'static, S: Sequencer, W: WaitStrategy> Pending<E, S, W> {
+    pub(crate) fn consumer<H: IntoProcess<E>>(consumer: crate::Consumer<E, H>) -> Self {
+        Self {
+            name: consumer.name.clone(),
+            upstream: Vec::new(),
+            exclusive: H::EXCLUSIVE,
+            workers: vec![Worker::new(consumer)],
+            pool_batch: None,
+            poller: false,
+        }
+    }
+
+    pub(crate) fn pool<H: IntoProcess<E>>(pool: WorkPool<E, H>) -> Self {
+        Self {
+            name: pool.name,
+            upstream: Vec::new(),
+            exclusive: H::EXCLUSIVE,
+            workers: pool.workers.into_iter().map(Worker::new).collect(),
+            pool_batch: Some(pool.batch),
+            poller: false,
+        }
+    }
+
+    pub(crate) fn poller(name: String) -> Self {
+        Self {
+            name,
+            upstream: Vec::new(),
+            exclusive: false,
+            workers: Vec::new(),
+            pool_batch: None,
+            poller: true,
+        }
+    }
+
+    /// How many sequences the stage has: one per worker, one for a poller.
+    pub(crate) fn width(&self) -> usize {
+        self.workers.len().max(1)
+    }
+}
+
+impl<E: 'static, S: Sequencer, W: WaitStrategy> Worker<E, S, W> {
+    fn new<H: IntoProcess<E>>(consumer: crate::Consumer<E, H>) -> Self {
+        let handler = consumer.handler;
+        Self {
+            name: consumer.name,
+            options: consumer.options,
+            start: Box::new(move |processor: Processor<E, S, W>| {
+                processor.run(|| handler.into_process())
+            }),
+        }
+    }
 }
 
 /// Builds a queue: the ring, then its consumers, then [`build`](Builder::build).
@@ -72,7 +138,7 @@ pub struct Builder<E, S: Sequencer, W: WaitStrategy> {
     id: u64,
     ring: Ring<E>,
     wait: W,
-    nodes: Vec<Node<E, S, W>>,
+    nodes: Vec<Pending<E, S, W>>,
 }
 
 impl<E: Send + Sync + 'static, W: WaitStrategy> Builder<E, Single, W> {
@@ -127,34 +193,65 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         self.add_after(&[], consumer)
     }
 
-    /// Adds a consumer that sees each event only after every consumer in `upstream` is done with
+    /// Adds a consumer that sees each event only after every stage in `upstream` is done with
     /// it (and sees what exclusive upstream stages wrote into it).
     ///
     /// # Errors
-    /// [`BuildError::ForeignConsumer`] if a handle comes from another builder.
+    /// [`BuildError::ForeignConsumer`] if a handle comes from another builder,
+    /// [`BuildError::PollerUpstream`] if it names a poller.
     pub fn add_after<H: IntoProcess<E>>(
         &mut self,
         upstream: &[ConsumerId],
         consumer: crate::Consumer<E, H>,
     ) -> Result<ConsumerId, BuildError> {
+        self.push(upstream, Pending::consumer(consumer))
+    }
+
+    /// Adds a work pool after `upstream` (`&[]`: right after the producers): each event is
+    /// handled by exactly one of its workers. The handle stands for the whole pool.
+    ///
+    /// # Errors
+    /// As [`add_after`](Self::add_after).
+    pub fn add_pool<H: IntoProcess<E>>(
+        &mut self,
+        upstream: &[ConsumerId],
+        pool: WorkPool<E, H>,
+    ) -> Result<ConsumerId, BuildError> {
+        self.push(upstream, Pending::pool(pool))
+    }
+
+    /// Adds a pull-based [`Poller`](crate::Poller) after `upstream`; take it from the running
+    /// queue with [`Disruptor::take_poller`]. It sees every event, and holds producers back until
+    /// it is polled or dropped.
+    ///
+    /// # Errors
+    /// As [`add_after`](Self::add_after).
+    pub fn add_poller(&mut self, upstream: &[ConsumerId]) -> Result<ConsumerId, BuildError> {
+        let name = format!("poller-{}", self.nodes.len());
+        self.push(upstream, Pending::poller(name))
+    }
+
+    fn push(
+        &mut self,
+        upstream: &[ConsumerId],
+        mut stage: Pending<E, S, W>,
+    ) -> Result<ConsumerId, BuildError> {
+        let mut indices = Vec::with_capacity(upstream.len());
         for id in upstream {
             if id.builder != self.id || id.index >= self.nodes.len() {
                 return Err(BuildError::ForeignConsumer { index: id.index });
             }
+            if self.nodes[id.index].poller {
+                return Err(BuildError::PollerUpstream {
+                    poller: self.nodes[id.index].name.clone(),
+                });
+            }
+            indices.push(id.index);
         }
-        let mut upstream: Vec<usize> = upstream.iter().map(|id| id.index).collect();
-        upstream.sort_unstable();
-        upstream.dedup();
-        let handler = consumer.handler;
-        let start: Start<E, S, W> =
-            Box::new(move |processor: Processor<E, S, W>| processor.run(|| handler.into_process()));
-        self.nodes.push(Node {
-            name: consumer.name,
-            upstream,
-            exclusive: H::EXCLUSIVE,
-            options: consumer.options,
-            start,
-        });
+        indices.sort_unstable();
+        indices.dedup();
+        stage.upstream = indices;
+        self.nodes.push(stage);
         Ok(ConsumerId {
             builder: self.id,
             index: self.nodes.len() - 1,
@@ -172,126 +269,104 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         if self.nodes.is_empty() {
             return Err(BuildError::NoConsumers);
         }
-        self.check_exclusive()?;
-        self.check_cores()?;
-
-        let sequences: Vec<Arc<Sequence>> = self
+        let shape: Vec<(&str, &[usize], bool)> = self
             .nodes
             .iter()
-            .map(|_| Arc::new(Sequence::new(INITIAL)))
+            .map(|n| (n.name.as_str(), n.upstream.as_slice(), n.exclusive))
             .collect();
-        let has_downstream: Vec<bool> = (0..self.nodes.len())
-            .map(|i| self.nodes.iter().any(|n| n.upstream.contains(&i)))
-            .collect();
-        let gating = sequences
+        check_exclusive(&shape)?;
+        check_cores(self.nodes.iter())?;
+
+        let graph: Vec<StageInfo> = self
+            .nodes
             .iter()
-            .zip(&has_downstream)
-            .filter(|(_, &downstream)| !downstream)
-            .map(|(s, _)| s.clone())
+            .map(|n| StageInfo {
+                name: n.name.clone(),
+                upstream: n.upstream.clone(),
+                exclusive: n.exclusive,
+                sequences: (0..n.width())
+                    .map(|_| Arc::new(Sequence::new(INITIAL)))
+                    .collect(),
+                dynamic: false,
+                poller: n.poller,
+                gone: false,
+                control: Arc::new(Control::default()),
+                first: 0,
+            })
             .collect();
         let capacity = self.ring.capacity() as usize;
         let shared = Arc::new(Shared {
             ring: self.ring,
             sequencer: S::new(capacity),
-            gating: Gating::new(gating),
+            gating: Gating::new(graph),
             wait: self.wait,
             lifecycle: Lifecycle::new(),
             producers: AtomicUsize::new(1),
         });
-        let finished = Arc::new(Finished::new());
-        let mut running: Vec<Running> = Vec::with_capacity(self.nodes.len());
-        for (node, sequence) in self.nodes.into_iter().zip(&sequences) {
-            let processor = Processor {
-                name: node.name.clone(),
-                barrier: Barrier::new(
-                    shared.clone(),
-                    node.upstream
-                        .iter()
-                        .map(|&i| sequences[i].clone())
-                        .collect(),
-                ),
-                sequence: sequence.clone(),
-                options: node.options.clone(),
-            };
-            let pin = node.options.pin;
-            let start = node.start;
-            let done = finished.clone();
-            let spawned =
-                crate::sync::thread::spawn_named(format!("ringmq-{}", node.name), move || {
-                    pin_current_thread(pin);
-                    let exit = start(processor);
-                    done.arrive();
-                    exit
-                });
-            match spawned {
-                Ok(handle) => running.push(Running {
-                    name: node.name,
-                    handle,
-                }),
-                Err(e) => {
-                    shared.halt();
-                    for r in running {
-                        let _ = r.handle.join();
-                    }
-                    return Err(BuildError::Spawn {
-                        consumer: node.name,
-                        message: e.to_string(),
-                    });
-                }
+        let mut disruptor = Disruptor::new(shared.clone(), self.id, Arc::new(Finished::new()));
+        for (index, node) in self.nodes.into_iter().enumerate() {
+            if let Err(e) = disruptor.launch(index, node, INITIAL) {
+                drop(disruptor.halt());
+                return Err(e);
             }
         }
-        let producer = Producer::new(shared.clone());
-        Ok((producer, Disruptor::new(shared, running, finished)))
+        let producer = Producer::new(shared);
+        Ok((producer, disruptor))
     }
+}
 
-    /// Every exclusive stage must be ordered (upstream or downstream) with every other consumer.
-    fn check_exclusive(&self) -> Result<(), BuildError> {
-        let n = self.nodes.len();
-        // reach[i][j]: j is upstream of i (transitively). Nodes only depend on earlier nodes.
-        let mut reach = vec![vec![false; n]; n];
-        for i in 0..n {
-            for &u in &self.nodes[i].upstream {
-                // `u < i`, so `reach[u]` is complete: everything upstream of `u` is upstream of `i`.
-                let (done, rest) = reach.split_at_mut(i);
-                for (mine, &theirs) in rest[0].iter_mut().zip(&done[u]) {
-                    *mine |= theirs;
-                }
-                rest[0][u] = true;
+/// Every exclusive stage must be ordered (upstream or downstream) with every other stage.
+/// `stages[i] = (name, upstream, exclusive)`; stages only depend on earlier ones. A removed
+/// stage is passed with no name (`""`) and is skipped.
+pub(crate) fn check_exclusive(stages: &[(&str, &[usize], bool)]) -> Result<(), BuildError> {
+    let n = stages.len();
+    // reach[i][j]: j is upstream of i (transitively).
+    let mut reach = vec![vec![false; n]; n];
+    for (i, &(_, upstream, _)) in stages.iter().enumerate() {
+        for &u in upstream {
+            // `u < i`, so `reach[u]` is complete: everything upstream of `u` is upstream of `i`.
+            let (done, rest) = reach.split_at_mut(i);
+            for (mine, &theirs) in rest[0].iter_mut().zip(&done[u]) {
+                *mine |= theirs;
             }
+            rest[0][u] = true;
         }
-        for (i, node) in self.nodes.iter().enumerate() {
-            if !node.exclusive {
-                continue;
-            }
-            for (j, other) in self.nodes.iter().enumerate() {
-                if i != j && !reach[i][j] && !reach[j][i] {
-                    return Err(BuildError::NotExclusive {
-                        exclusive: node.name.clone(),
-                        concurrent: other.name.clone(),
-                    });
-                }
-            }
-        }
-        Ok(())
     }
-
-    fn check_cores(&self) -> Result<(), BuildError> {
-        let mut available: Option<Vec<usize>> = None;
-        for node in &self.nodes {
-            let Some(core) = node.options.pin else {
-                continue;
-            };
-            let available = available.get_or_insert_with(machine_cores);
-            if !available.contains(&core) {
-                return Err(BuildError::NoSuchCore {
-                    consumer: node.name.clone(),
-                    requested: core,
-                    available: available.clone(),
+    for (i, &(name, _, exclusive)) in stages.iter().enumerate() {
+        if !exclusive || name.is_empty() {
+            continue;
+        }
+        for (j, &(other, _, _)) in stages.iter().enumerate() {
+            if i != j && !other.is_empty() && !reach[i][j] && !reach[j][i] {
+                return Err(BuildError::NotExclusive {
+                    exclusive: name.to_owned(),
+                    concurrent: other.to_owned(),
                 });
             }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Every pinned worker names a core the machine has.
+pub(crate) fn check_cores<'a, E: 'a, S: 'a, W: 'a>(
+    stages: impl Iterator<Item = &'a Pending<E, S, W>>,
+) -> Result<(), BuildError> {
+    let mut available: Option<Vec<usize>> = None;
+    for worker in stages.flat_map(|s| s.workers.iter()) {
+        let Some(core) = worker.options.pin else {
+            continue;
+        };
+        let available = available.get_or_insert_with(machine_cores);
+        if !available.contains(&core) {
+            return Err(BuildError::NoSuchCore {
+                consumer: worker.name.clone(),
+                requested: core,
+                available: available.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The cores of the machine. Not `core_affinity::get_core_ids()` alone: that is the *calling
@@ -328,7 +403,7 @@ fn parse_cpu_list(list: &str) -> Vec<usize> {
     cores
 }
 
-fn pin_current_thread(core: Option<usize>) {
+pub(crate) fn pin_current_thread(core: Option<usize>) {
     #[cfg(not(loom))]
     if let Some(id) = core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {

@@ -92,6 +92,103 @@ pub trait ExclusiveHandler<E> {
     }
 }
 
+/// Handles events by shared reference and may fail a batch, asking for it to be replayed.
+///
+/// When [`on_event`](Self::on_event) returns `Err`, the consumer's sequence does not move: after
+/// the pause of its [`RetryPolicy`] the *whole batch* is handed again from its first event
+/// (`on_batch_start` first), so a handler that writes a batch in one transaction can simply
+/// retry it. Once the policy's attempts are spent, the failure goes to the consumer's
+/// [`PanicPolicy`] as if the handler had panicked at the failing event.
+///
+/// ```
+/// use ringmq::{Consumer, Retry, RetryPolicy};
+/// use std::time::Duration;
+///
+/// let store = Consumer::fallible("store", |row: &u64, _seq, end_of_batch| {
+///     // buffer `row`; write the buffer at the end of the batch
+///     if end_of_batch && *row == u64::MAX {
+///         return Err(Retry::new("database busy"));
+///     }
+///     Ok(())
+/// })
+/// .retry(RetryPolicy::new(3, Duration::from_millis(10)));
+/// # let _ = store;
+/// ```
+pub trait FallibleHandler<E> {
+    /// Handles the event at `sequence`; `Err` replays the current batch.
+    fn on_event(&mut self, event: &E, sequence: i64, end_of_batch: bool) -> Result<(), Retry>;
+
+    /// As [`EventHandler::on_start`].
+    fn on_start(&mut self) {}
+
+    /// As [`EventHandler::on_shutdown`].
+    fn on_shutdown(&mut self) {}
+
+    /// As [`EventHandler::on_batch_start`]; called again before each replay of a batch.
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        let _ = (batch_len, queue_depth);
+    }
+
+    /// As [`EventHandler::on_timeout`].
+    fn on_timeout(&mut self, sequence: i64) {
+        let _ = sequence;
+    }
+}
+
+/// A fallible handler's request to replay its current batch, with the reason (reported if the
+/// retries run out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    reason: String,
+}
+
+impl Retry {
+    /// Asks for the current batch to be replayed because of `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+
+    /// Why the batch failed.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// How often, and with what pause, a fallible consumer replays a failed batch before the failure
+/// goes to its [`PanicPolicy`].
+///
+/// ```
+/// use ringmq::RetryPolicy;
+/// use std::time::Duration;
+/// // Replay up to 5 times, 20 ms apart; then the panic policy decides.
+/// let policy = RetryPolicy::new(5, Duration::from_millis(20));
+/// assert_eq!(policy.attempts(), 5);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryPolicy {
+    attempts: u32,
+    pause: Duration,
+}
+
+impl RetryPolicy {
+    /// Replays a failed batch up to `attempts` times, sleeping `pause` before each replay.
+    pub fn new(attempts: u32, pause: Duration) -> Self {
+        Self { attempts, pause }
+    }
+
+    /// The number of replays after the first failure.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The pause before each replay.
+    pub fn pause(&self) -> Duration {
+        self.pause
+    }
+}
+
 /// What a consumer does when its handler panics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PanicPolicy {
@@ -117,6 +214,7 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Duration>,
     pub(crate) policy: PanicPolicy,
     pub(crate) wait: Option<PollingWait>,
+    pub(crate) retry: RetryPolicy,
 }
 
 /// A consumer to add to a [`Builder`](crate::Builder): a name, a handler, and how to run it.
@@ -160,6 +258,31 @@ impl<E> Consumer<E, ()> {
         E: 'static,
     {
         Consumer::make(name, ExclusiveFn(f))
+    }
+
+    /// A consumer whose handler may fail a batch and have it replayed: `f(event, sequence,
+    /// end_of_batch)` returns `Err(Retry)` to replay (see [`FallibleHandler`] and
+    /// [`Consumer::retry`]).
+    pub fn fallible<F>(name: impl Into<String>, f: F) -> Consumer<E, FallibleFn<F>>
+    where
+        F: FnMut(&E, i64, bool) -> Result<(), Retry> + Send + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, FallibleFn(f))
+    }
+
+    /// As [`fallible`](Self::fallible), with a [`FallibleHandler`] built by `factory` on the
+    /// consumer's own thread.
+    pub fn fallible_with_handler<H, F>(
+        name: impl Into<String>,
+        factory: F,
+    ) -> Consumer<E, FallibleFactory<F>>
+    where
+        F: FnOnce() -> H + Send + 'static,
+        H: FallibleHandler<E> + 'static,
+        E: 'static,
+    {
+        Consumer::make(name, FallibleFactory(factory))
     }
 
     /// A consumer whose [`EventHandler`] is built by `factory` on the consumer's own thread
@@ -228,6 +351,18 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
         self.options.wait = Some(wait);
         self
     }
+
+    /// How a [fallible](Consumer::fallible) handler's failed batches are replayed; without it a
+    /// failed batch goes straight to the panic policy. No effect on other handlers.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry = policy;
+        self
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Adapts a closure to the handler traits.
@@ -248,6 +383,13 @@ impl<E, F: FnMut(&mut E, i64, bool)> ExclusiveHandler<E> for FnHandler<F> {
     }
 }
 
+impl<E, F: FnMut(&E, i64, bool) -> Result<(), Retry>> FallibleHandler<E> for FnHandler<F> {
+    #[inline]
+    fn on_event(&mut self, event: &E, sequence: i64, end_of_batch: bool) -> Result<(), Retry> {
+        (self.0)(event, sequence, end_of_batch)
+    }
+}
+
 /// A closure handler taking `&E` (made by [`Consumer::new`]).
 pub struct SharedFn<F>(F);
 /// A closure handler taking `&mut E` (made by [`Consumer::exclusive`]).
@@ -256,6 +398,10 @@ pub struct ExclusiveFn<F>(F);
 pub struct SharedFactory<F>(F);
 /// A factory of an [`ExclusiveHandler`] (made by [`Consumer::exclusive_with_handler`]).
 pub struct ExclusiveFactory<F>(F);
+/// A fallible closure handler (made by [`Consumer::fallible`]).
+pub struct FallibleFn<F>(F);
+/// A factory of a [`FallibleHandler`] (made by [`Consumer::fallible_with_handler`]).
+pub struct FallibleFactory<F>(F);
 
 /// Turns a [`Consumer`]'s handler into what the batch loop runs. Sealed: implemented by the
 /// handler kinds that [`Consumer`]'s constructors make.
@@ -274,6 +420,8 @@ mod sealed {
     impl<F> Sealed for super::ExclusiveFn<F> {}
     impl<F> Sealed for super::SharedFactory<F> {}
     impl<F> Sealed for super::ExclusiveFactory<F> {}
+    impl<F> Sealed for super::FallibleFn<F> {}
+    impl<F> Sealed for super::FallibleFactory<F> {}
 }
 
 /// What the batch loop calls: the handler's hooks and the delivery of one event.
@@ -286,11 +434,16 @@ pub trait Process<E> {
     fn on_shutdown(&mut self);
     fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64);
     fn on_timeout(&mut self, sequence: i64);
-    /// Delivers `sequence`.
+    /// Delivers `sequence`; `Err` asks for the batch to be replayed (fallible handlers only).
     ///
     /// # Safety
     /// As [`Ring::read`] (and [`Ring::read_mut`] for exclusive handlers).
-    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool);
+    unsafe fn deliver(
+        &mut self,
+        slots: Slots<'_, E>,
+        sequence: i64,
+        end_of_batch: bool,
+    ) -> Result<(), Retry>;
 }
 
 /// A built shared handler.
@@ -299,6 +452,9 @@ pub struct SharedProcess<H>(H);
 /// A built exclusive handler.
 #[doc(hidden)]
 pub struct ExclusiveProcess<H>(H);
+/// A built fallible handler.
+#[doc(hidden)]
+pub struct FallibleProcess<H>(H);
 
 impl<E, F: FnMut(&E, i64, bool) + Send + 'static> IntoProcess<E> for SharedFn<F> {
     type Process = SharedProcess<FnHandler<F>>;
@@ -334,6 +490,54 @@ impl<E, H: ExclusiveHandler<E>, F: FnOnce() -> H + Send + 'static> IntoProcess<E
     }
 }
 
+impl<E, F> IntoProcess<E> for FallibleFn<F>
+where
+    F: FnMut(&E, i64, bool) -> Result<(), Retry> + Send + 'static,
+{
+    type Process = FallibleProcess<FnHandler<F>>;
+    const EXCLUSIVE: bool = false;
+    fn into_process(self) -> Self::Process {
+        FallibleProcess(FnHandler(self.0))
+    }
+}
+
+impl<E, H: FallibleHandler<E>, F: FnOnce() -> H + Send + 'static> IntoProcess<E>
+    for FallibleFactory<F>
+{
+    type Process = FallibleProcess<H>;
+    const EXCLUSIVE: bool = false;
+    fn into_process(self) -> FallibleProcess<H> {
+        FallibleProcess((self.0)())
+    }
+}
+
+#[allow(private_interfaces)]
+impl<E, H: FallibleHandler<E>> Process<E> for FallibleProcess<H> {
+    fn on_start(&mut self) {
+        self.0.on_start()
+    }
+    fn on_shutdown(&mut self) {
+        self.0.on_shutdown()
+    }
+    #[inline]
+    fn on_batch_start(&mut self, batch_len: i64, queue_depth: i64) {
+        self.0.on_batch_start(batch_len, queue_depth)
+    }
+    fn on_timeout(&mut self, sequence: i64) {
+        self.0.on_timeout(sequence)
+    }
+    #[inline]
+    unsafe fn deliver(
+        &mut self,
+        slots: Slots<'_, E>,
+        sequence: i64,
+        end_of_batch: bool,
+    ) -> Result<(), Retry> {
+        // SAFETY: forwarded precondition (published, not released, no exclusive writer).
+        unsafe { slots.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) }
+    }
+}
+
 #[allow(private_interfaces)]
 impl<E, H: EventHandler<E>> Process<E> for SharedProcess<H> {
     fn on_start(&mut self) {
@@ -350,9 +554,15 @@ impl<E, H: EventHandler<E>> Process<E> for SharedProcess<H> {
         self.0.on_timeout(sequence)
     }
     #[inline]
-    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool) {
+    unsafe fn deliver(
+        &mut self,
+        slots: Slots<'_, E>,
+        sequence: i64,
+        end_of_batch: bool,
+    ) -> Result<(), Retry> {
         // SAFETY: forwarded precondition (published, not released, no exclusive writer).
         unsafe { slots.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+        Ok(())
     }
 }
 
@@ -372,9 +582,15 @@ impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
         self.0.on_timeout(sequence)
     }
     #[inline]
-    unsafe fn deliver(&mut self, slots: Slots<'_, E>, sequence: i64, end_of_batch: bool) {
+    unsafe fn deliver(
+        &mut self,
+        slots: Slots<'_, E>,
+        sequence: i64,
+        end_of_batch: bool,
+    ) -> Result<(), Retry> {
         // SAFETY: forwarded precondition; the builder checked this stage is exclusive.
         unsafe { slots.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
+        Ok(())
     }
 }
 
@@ -388,17 +604,26 @@ pub(crate) struct ConsumerExit {
     pub(crate) panic: Option<(i64, String)>,
 }
 
-/// The batch loop of one consumer, with everything it needs.
+/// The batch loop of one consumer (or one worker of a pool), with everything it needs.
 pub(crate) struct Processor<E, S, W> {
     pub(crate) name: String,
     pub(crate) barrier: Barrier<E, S, W>,
     pub(crate) sequence: Arc<Sequence>,
     pub(crate) options: Options,
+    /// The pool's shared claim, for a worker of a work pool.
+    pub(crate) pool: Option<Arc<crate::pool::PoolClaim>>,
 }
 
-enum Ended {
+pub(crate) enum Ended {
     Drained,
     Halted,
+}
+
+/// Where the loop is: the next sequence to handle (after a panic: the one that panicked) and, for
+/// a pool worker, the last sequence of its current claim.
+pub(crate) struct Position {
+    pub(crate) next: i64,
+    pub(crate) claim_end: i64,
 }
 
 impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
@@ -424,13 +649,21 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 return exit;
             }
         };
-        let mut next = next_at_start;
+        // A pool worker starts with no claim (`claim_end < next`).
+        let mut at = Position {
+            next: next_at_start,
+            claim_end: next_at_start - 1,
+        };
         loop {
-            match catch_unwind(AssertUnwindSafe(|| self.batches(&mut process, &mut next))) {
+            let result = catch_unwind(AssertUnwindSafe(|| match &self.pool {
+                None => self.batches(&mut process, &mut at.next),
+                Some(pool) => self.work(pool, &mut process, &mut at),
+            }));
+            match result {
                 Ok(_ended) => break,
                 Err(payload) => {
                     let message = panic_message(payload.as_ref());
-                    let failed = next;
+                    let failed = at.next;
                     match self.options.policy {
                         PanicPolicy::HaltAll => {
                             self.fail(failed, &message, &mut exit);
@@ -442,9 +675,10 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                                 self.name
                             );
                             exit.skipped += 1;
+                            // For a pool worker too: it holds nothing at or below `failed` now.
                             self.sequence.set(failed);
                             self.barrier.shared.wait.notify();
-                            next = failed + 1;
+                            at.next = failed + 1;
                         }
                         PanicPolicy::HaltConsumer => {
                             eprintln!(
@@ -453,7 +687,10 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                                 self.name
                             );
                             exit.panic = Some((failed, message));
-                            self.follow(failed);
+                            match &self.pool {
+                                None => self.follow(failed),
+                                Some(pool) => self.retire(pool, &at, &mut exit),
+                            }
                             break;
                         }
                     }
@@ -473,7 +710,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     }
 
     #[inline]
-    fn wait_for(&self, next: i64) -> Waited<i64, Stop> {
+    pub(crate) fn wait_for(&self, next: i64) -> Waited<i64, Stop> {
         let timeout = self.options.timeout;
         match &self.options.wait {
             Some(polling) => self.barrier.wait_for(next, polling, timeout),
@@ -487,34 +724,17 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     /// sequence it was handling.
     fn batches<P: Process<E>>(&self, process: &mut P, next: &mut i64) -> Ended {
         let shared = &self.barrier.shared;
-        let ring = &shared.ring;
         let max_batch = self.options.max_batch.map_or(i64::MAX, |m| m as i64);
         loop {
             let first = *next;
             match self.wait_for(first) {
                 Waited::Ready(available) => {
                     let last = available.min(first.saturating_add(max_batch - 1));
-                    process.on_batch_start(last - first + 1, available - first + 1);
-                    if ring.may_skip_from(first) {
-                        // Rare: a producer abandoned a slot at or after `first`.
-                        self.deliver_with_skips(process, first, last, next);
-                    } else {
-                        let slots = ring.slots();
-                        // An exclusive range: `..=` iterates with an extra flag per step.
-                        for seq in first..last + 1 {
-                            // Records `seq` only if the handler unwinds: no store per event.
-                            let at = PanicAt(next, seq);
-                            // SAFETY: `first..=last` is published (the barrier's Acquire) and not
-                            // released (our sequence is `first - 1`); exclusivity was checked by
-                            // the builder.
-                            unsafe { process.deliver(slots, seq, seq == last) };
-                            std::mem::forget(at);
-                        }
-                    }
+                    self.deliver_batch(process, first, last, available, next);
                     *next = last + 1;
                     self.sequence.set(last);
                     shared.wait.notify();
-                    if shared.lifecycle.is_halted() {
+                    if self.barrier.must_stop() {
                         return Ended::Halted;
                     }
                 }
@@ -523,6 +743,52 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 Waited::Stopped(Stop::Halted) => return Ended::Halted,
             }
         }
+    }
+
+    /// Hands `first..=last` (published, held by this consumer) to the handler as one batch,
+    /// replaying it as the retry policy says if a fallible handler fails it.
+    #[inline]
+    pub(crate) fn deliver_batch<P: Process<E>>(
+        &self,
+        process: &mut P,
+        first: i64,
+        last: i64,
+        available: i64,
+        next: &mut i64,
+    ) {
+        process.on_batch_start(last - first + 1, available - first + 1);
+        if let Err((failed, retry)) = self.deliver_range(process, first, last, next) {
+            self.replay(process, first, last, available, next, failed, retry);
+        }
+    }
+
+    /// Delivers `first..=last` once; the first failure of a fallible handler stops it.
+    #[inline]
+    fn deliver_range<P: Process<E>>(
+        &self,
+        process: &mut P,
+        first: i64,
+        last: i64,
+        next: &mut i64,
+    ) -> Result<(), (i64, Retry)> {
+        let ring = &self.barrier.shared.ring;
+        if ring.may_skip_from(first) {
+            // Rare: a producer abandoned a slot at or after `first`.
+            return self.deliver_with_skips(process, first, last, next);
+        }
+        let slots = ring.slots();
+        // An exclusive range: `..=` iterates with an extra flag per step.
+        for seq in first..last + 1 {
+            // Records `seq` only if the handler unwinds: no store per event.
+            let at = PanicAt(next, seq);
+            // SAFETY: `first..=last` is published (the barrier's Acquire) and not released (this
+            // consumer's sequence is below `first`; a pool worker claimed the range alone);
+            // exclusivity was checked by the builder.
+            let result = unsafe { process.deliver(slots, seq, seq == last) };
+            std::mem::forget(at);
+            result.map_err(|retry| (seq, retry))?;
+        }
+        Ok(())
     }
 
     /// Delivers `first..=last`, passing slots their producer abandoned; `end_of_batch` goes to the
@@ -534,7 +800,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         first: i64,
         last: i64,
         next: &mut i64,
-    ) {
+    ) -> Result<(), (i64, Retry)> {
         let ring = &self.barrier.shared.ring;
         let slots = ring.slots();
         let mut end = last;
@@ -543,12 +809,52 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         }
         for seq in first..last + 1 {
             let at = PanicAt(next, seq);
-            if !ring.is_skipped(seq) {
-                // SAFETY: as in `batches`.
-                unsafe { process.deliver(slots, seq, seq == end) };
-            }
+            let result = if ring.is_skipped(seq) {
+                Ok(())
+            } else {
+                // SAFETY: as in `deliver_range`.
+                unsafe { process.deliver(slots, seq, seq == end) }
+            };
             std::mem::forget(at);
+            result.map_err(|retry| (seq, retry))?;
         }
+        Ok(())
+    }
+
+    /// A fallible handler failed the batch at `failed`: replay it from `first` as the retry policy
+    /// says; once the attempts are spent, unwind as a panic at the failing event, so the panic
+    /// policy decides. The consumer's sequence has not moved meanwhile.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn replay<P: Process<E>>(
+        &self,
+        process: &mut P,
+        first: i64,
+        last: i64,
+        available: i64,
+        next: &mut i64,
+        mut failed: i64,
+        mut retry: Retry,
+    ) {
+        let policy = self.options.retry;
+        for _ in 0..policy.attempts() {
+            crate::sync::thread::sleep(policy.pause());
+            if self.barrier.must_stop() {
+                // Halted or removed while retrying: nothing will be drained any more.
+                return;
+            }
+            process.on_batch_start(last - first + 1, available - first + 1);
+            match self.deliver_range(process, first, last, next) {
+                Ok(()) => return,
+                Err((seq, r)) => (failed, retry) = (seq, r),
+            }
+        }
+        *next = failed;
+        std::panic::resume_unwind(Box::new(format!(
+            "the batch {first}..={last} failed after {} replays: {}",
+            policy.attempts(),
+            retry.reason()
+        )));
     }
 
     /// After [`PanicPolicy::HaltConsumer`]: keep the sequence moving with the barrier without
@@ -563,7 +869,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                     self.sequence.set(available);
                     self.barrier.shared.wait.notify();
                     next = available + 1;
-                    if self.barrier.shared.lifecycle.is_halted() {
+                    if self.barrier.must_stop() {
                         return;
                     }
                 }

@@ -7,11 +7,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::consumer::ConsumerExit;
-use crate::error::ShutdownError;
+use crate::barrier::Barrier;
+use crate::builder::{check_cores, check_exclusive, ConsumerId, Pending};
+use crate::consumer::{ConsumerExit, IntoProcess, Processor};
+use crate::error::{BuildError, ShutdownError};
+use crate::gating::{Control, StageInfo};
+use crate::poller::Poller;
+use crate::pool::PoolClaim;
+use crate::sequence::Sequence;
 use crate::sequencer::Sequencer;
 use crate::shared::Shared;
 use crate::sync::{thread::JoinHandle, Arc, Condvar, Mutex};
+use crate::tracker::Tracker;
 use crate::wait::WaitStrategy;
 
 /// Counts consumer threads that have finished, so shutdown can wait for them with a deadline.
@@ -34,7 +41,7 @@ impl Finished {
     }
 
     /// Waits until `n` threads finished; `false` if `deadline` passed first.
-    fn wait(&self, n: usize, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, n: usize, deadline: Option<Instant>) -> bool {
         let mut count = self.count.lock().unwrap();
         while *count < n {
             match crate::sync::deadline_and_now(deadline) {
@@ -59,44 +66,91 @@ pub(crate) struct Running {
     pub(crate) handle: JoinHandle<ConsumerExit>,
 }
 
-/// What each consumer did, returned by a clean shutdown.
+/// What a clean shutdown (or a removal) reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// One entry per consumer, in the order they were added.
+    /// One entry per consumer thread (each worker of a pool has its own), in the order they were
+    /// added.
     pub consumers: Vec<ConsumerReport>,
 }
 
-/// One consumer's end state.
+/// One consumer thread's end state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerReport {
     /// The consumer's name.
     pub name: String,
-    /// The last sequence it finished.
+    /// The last sequence it finished (`i64::MAX` for a pool worker that retired after a panic).
     pub last_sequence: i64,
-    /// Events skipped after its handler panicked ([`PanicPolicy::SkipEvent`](crate::PanicPolicy)).
+    /// Events it passed without handling: skipped after its handler panicked
+    /// ([`PanicPolicy::SkipEvent`](crate::PanicPolicy)), or passed by a retired pool worker.
     pub skipped: u64,
+    /// The sequence and message of a panic that stopped its handler, if any.
+    pub panic: Option<(i64, String)>,
 }
 
-/// A running queue: owns the consumer threads.
+/// The threads (or the untaken poller) of one stage.
+struct StageRun<E, S: Sequencer, W: WaitStrategy> {
+    threads: Vec<Running>,
+    poller: Option<Poller<E, S, W>>,
+}
+
+/// A running queue: owns the consumer threads, and changes the graph while running.
 ///
 /// Dropping it shuts the queue down (draining) and joins the threads; call
 /// [`shutdown`](Self::shutdown) to get their report and any handler panic.
+///
+/// # Stages added and removed while running
+/// [`add_consumer`](Self::add_consumer), [`add_pool`](Self::add_pool) and
+/// [`add_poller`](Self::add_poller) join a running queue: the new stage sees every event claimed
+/// after the call returns (from [`first_sequence`](Self::first_sequence) on), placed right after the
+/// producers or after the stages named. Producers never overwrite a slot it has yet to read (see
+/// the protocol in the gating module). [`remove`](Self::remove) stops a stage at its next batch,
+/// joins it and takes it out of the gating set; the other stages lose nothing.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, Yielding};
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// b.add(Consumer::new("log", |_: &u64, _, _| {}))?;
+/// let (mut producer, mut queue) = b.build()?;
+///
+/// let seen = Arc::new(AtomicU64::new(0));
+/// let s = seen.clone();
+/// let audit = queue.add_consumer(&[], Consumer::new("audit", move |_: &u64, _, _| {
+///     s.fetch_add(1, Ordering::Relaxed);
+/// }))?;
+/// let first = queue.first_sequence(audit)?;
+/// for i in 0..10 {
+///     producer.publish(|slot| *slot = i)?;
+/// }
+/// queue.tracker(audit)?.wait_processed(first + 9, std::time::Duration::from_secs(5))?;
+/// let report = queue.remove(audit)?;
+/// assert_eq!(report.consumers[0].name, "audit");
+/// assert_eq!(seen.load(Ordering::Relaxed), 10);
+/// # drop(producer);
+/// # queue.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Disruptor<E, S: Sequencer, W: WaitStrategy> {
     shared: Arc<Shared<E, S, W>>,
-    running: Vec<Running>,
+    /// The builder's id: handles from other queues do not fit.
+    id: u64,
+    stages: Vec<StageRun<E, S, W>>,
     finished: Arc<Finished>,
+    /// Consumer threads ever started (removed ones included: they arrived at `finished` too).
+    spawned: usize,
 }
 
 impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
-    pub(crate) fn new(
-        shared: Arc<Shared<E, S, W>>,
-        running: Vec<Running>,
-        finished: Arc<Finished>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<E, S, W>>, id: u64, finished: Arc<Finished>) -> Self {
         Self {
             shared,
-            running,
+            id,
+            stages: Vec::new(),
             finished,
+            spawned: 0,
         }
     }
 
@@ -107,6 +161,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// so does a producer waiting for room when nothing it claimed needs draining. A publish
     /// racing this call from another thread is either drained (and returns `Ok`) or refused; it
     /// is never lost. A producer's publish closure that never returns holds the close up.
+    /// Pollers are not waited for: they drain as their owners poll them.
     ///
     /// # Errors
     /// [`ShutdownError::ConsumerPanicked`] if a handler panicked (under
@@ -157,46 +212,94 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
         self.shared.lifecycle.is_running()
     }
 
+    /// A [`Tracker`] for one stage: when has it processed a given sequence.
+    ///
+    /// # Errors
+    /// [`BuildError::ForeignConsumer`], [`BuildError::Removed`].
+    pub fn tracker(&self, stage: ConsumerId) -> Result<Tracker<E, S, W>, BuildError> {
+        let index = self.index(stage)?;
+        Ok(self.shared.gating.graph(|g| {
+            Tracker::stage(
+                self.shared.clone(),
+                g[index].name.clone(),
+                g[index].sequences.clone(),
+                g[index].control.clone(),
+            )
+        }))
+    }
+
+    /// A [`Tracker`] for the whole graph: a sequence is processed once every stage has.
+    pub fn graph_tracker(&self) -> Tracker<E, S, W> {
+        Tracker::graph(self.shared.clone())
+    }
+
+    /// How far behind the producers a stage is: the cursor minus the stage's sequence (for a
+    /// pool, its slowest worker's). For monitoring.
+    ///
+    /// # Errors
+    /// As [`tracker`](Self::tracker).
+    pub fn lag(&self, stage: ConsumerId) -> Result<i64, BuildError> {
+        let processed = self.tracker(stage)?.processed();
+        Ok((self.cursor() - processed).max(0))
+    }
+
+    /// The first sequence a stage sees: 0 for stages built with the queue, the sequence after the
+    /// join point for stages added while running.
+    ///
+    /// # Errors
+    /// As [`tracker`](Self::tracker).
+    pub fn first_sequence(&self, stage: ConsumerId) -> Result<i64, BuildError> {
+        let index = self.index(stage)?;
+        Ok(self.shared.gating.graph(|g| g[index].first))
+    }
+
+    /// Takes the [`Poller`] added by [`Builder::add_poller`](crate::Builder::add_poller).
+    ///
+    /// # Errors
+    /// [`BuildError::NoPoller`] if `id` is not a poller or was already taken,
+    /// [`BuildError::ForeignConsumer`].
+    pub fn take_poller(&mut self, id: ConsumerId) -> Result<Poller<E, S, W>, BuildError> {
+        let index = self.index(id)?;
+        self.stages[index]
+            .poller
+            .take()
+            .ok_or(BuildError::NoPoller { index })
+    }
+
+    fn index(&self, id: ConsumerId) -> Result<usize, BuildError> {
+        if id.builder != self.id || id.index >= self.stages.len() {
+            return Err(BuildError::ForeignConsumer { index: id.index });
+        }
+        self.shared.gating.graph(|g| {
+            if g[id.index].live() {
+                Ok(id.index)
+            } else {
+                Err(BuildError::Removed {
+                    consumer: g[id.index].name.clone(),
+                })
+            }
+        })
+    }
+
     fn join(&mut self, deadline: Option<Instant>) -> Result<ShutdownReport, ShutdownError> {
-        let running = std::mem::take(&mut self.running);
+        let running: Vec<Running> = self
+            .stages
+            .iter_mut()
+            .flat_map(|s| std::mem::take(&mut s.threads))
+            .collect();
         // Without a deadline, joining is the wait; with one, wait on the count first.
-        if deadline.is_some() && !self.finished.wait(running.len(), deadline) {
+        if deadline.is_some() && !self.finished.wait(self.spawned, deadline) {
             self.shared.halt();
             // Give threads that only waited a moment to see the halt; stuck ones are detached.
             let grace = crate::sync::now().map(|n| n + Duration::from_millis(100));
-            if self.finished.wait(running.len(), grace) {
+            if self.finished.wait(self.spawned, grace) {
                 for r in running {
                     let _ = r.handle.join();
                 }
             }
             return Err(ShutdownError::Timeout);
         }
-        let mut consumers = Vec::with_capacity(running.len());
-        let mut first_panic = None;
-        for r in running {
-            let exit = match r.handle.join() {
-                Ok(exit) => exit,
-                // The loop catches handler panics; this is a panic in ringmq itself.
-                Err(_) => ConsumerExit {
-                    name: r.name.clone(),
-                    last_sequence: -1,
-                    skipped: 0,
-                    panic: Some((-1, "the consumer thread panicked".into())),
-                },
-            };
-            if let (None, Some((sequence, message))) = (&first_panic, &exit.panic) {
-                first_panic = Some(ShutdownError::ConsumerPanicked {
-                    consumer: exit.name.clone(),
-                    sequence: *sequence,
-                    message: message.clone(),
-                });
-            }
-            consumers.push(ConsumerReport {
-                name: exit.name,
-                last_sequence: exit.last_sequence,
-                skipped: exit.skipped,
-            });
-        }
+        let (consumers, first_panic) = collect(running);
         match first_panic {
             Some(e) => Err(e),
             None => Ok(ShutdownReport { consumers }),
@@ -204,9 +307,290 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     }
 }
 
+/// Joins `running` and reports on each, with the first panic as an error.
+fn collect(running: Vec<Running>) -> (Vec<ConsumerReport>, Option<ShutdownError>) {
+    let mut consumers = Vec::with_capacity(running.len());
+    let mut first_panic = None;
+    for r in running {
+        let exit = match r.handle.join() {
+            Ok(exit) => exit,
+            // The loop catches handler panics; this is a panic in ringmq itself.
+            Err(_) => ConsumerExit {
+                name: r.name.clone(),
+                last_sequence: -1,
+                skipped: 0,
+                panic: Some((-1, "the consumer thread panicked".into())),
+            },
+        };
+        if let (None, Some((sequence, message))) = (&first_panic, &exit.panic) {
+            first_panic = Some(ShutdownError::ConsumerPanicked {
+                consumer: exit.name.clone(),
+                sequence: *sequence,
+                message: message.clone(),
+            });
+        }
+        consumers.push(ConsumerReport {
+            name: exit.name,
+            last_sequence: exit.last_sequence,
+            skipped: exit.skipped,
+            panic: exit.panic,
+        });
+    }
+    (consumers, first_panic)
+}
+
+impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
+    /// Starts stage `index` of the graph (already in the gating set), its sequences at `start`.
+    pub(crate) fn launch(
+        &mut self,
+        index: usize,
+        stage: Pending<E, S, W>,
+        start: i64,
+    ) -> Result<(), BuildError> {
+        debug_assert_eq!(index, self.stages.len());
+        let shared = &self.shared;
+        let (sequences, upstream, control) = shared.gating.graph(|g| {
+            let upstream: Vec<Arc<Sequence>> = stage
+                .upstream
+                .iter()
+                .flat_map(|&u| g[u].sequences.iter().cloned())
+                .collect();
+            (
+                g[index].sequences.clone(),
+                upstream,
+                g[index].control.clone(),
+            )
+        });
+        for s in &sequences {
+            s.set(start);
+        }
+        if stage.poller {
+            let barrier = Barrier::new(shared.clone(), upstream, control);
+            let poller = Poller::new(barrier, sequences[0].clone(), index);
+            self.stages.push(StageRun {
+                threads: Vec::new(),
+                poller: Some(poller),
+            });
+            return Ok(());
+        }
+        let pool = stage
+            .pool_batch
+            .map(|batch| Arc::new(PoolClaim::new(start + 1, stage.workers.len(), batch)));
+        let mut threads = Vec::with_capacity(stage.workers.len());
+        let mut failed = None;
+        for (worker, sequence) in stage.workers.into_iter().zip(sequences) {
+            let processor = Processor {
+                name: worker.name.clone(),
+                barrier: Barrier::new(shared.clone(), upstream.clone(), control.clone()),
+                sequence,
+                options: worker.options.clone(),
+                pool: pool.clone(),
+            };
+            let pin = worker.options.pin;
+            let start = worker.start;
+            let done = self.finished.clone();
+            let spawned =
+                crate::sync::thread::spawn_named(format!("ringmq-{}", worker.name), move || {
+                    crate::builder::pin_current_thread(pin);
+                    let exit = start(processor);
+                    done.arrive();
+                    exit
+                });
+            match spawned {
+                Ok(handle) => {
+                    self.spawned += 1;
+                    threads.push(Running {
+                        name: worker.name,
+                        handle,
+                    });
+                }
+                Err(e) => {
+                    failed = Some(BuildError::Spawn {
+                        consumer: worker.name,
+                        message: e.to_string(),
+                    });
+                    break;
+                }
+            }
+        }
+        self.stages.push(StageRun {
+            threads,
+            poller: None,
+        });
+        match failed {
+            None => Ok(()),
+            Some(e) => {
+                let _ = self.stop_stage(index);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a consumer to the running queue, after `upstream` (`&[]`: right after the producers).
+    /// It sees every event claimed after this call returns, from
+    /// [`first_sequence`](Self::first_sequence) on.
+    ///
+    /// # Errors
+    /// [`BuildError::NotRunning`] once the queue is shut down; [`BuildError::ForeignConsumer`],
+    /// [`BuildError::Removed`], [`BuildError::PollerUpstream`] for a bad `upstream`;
+    /// [`BuildError::NotExclusive`], [`BuildError::NoSuchCore`], [`BuildError::Spawn`] as when
+    /// building.
+    pub fn add_consumer<H: IntoProcess<E>>(
+        &mut self,
+        upstream: &[ConsumerId],
+        consumer: crate::Consumer<E, H>,
+    ) -> Result<ConsumerId, BuildError> {
+        self.join_stage(upstream, Pending::consumer(consumer))
+    }
+
+    /// Adds a [`WorkPool`](crate::WorkPool) to the running queue; as
+    /// [`add_consumer`](Self::add_consumer).
+    ///
+    /// # Errors
+    /// As [`add_consumer`](Self::add_consumer).
+    pub fn add_pool<H: IntoProcess<E>>(
+        &mut self,
+        upstream: &[ConsumerId],
+        pool: crate::WorkPool<E, H>,
+    ) -> Result<ConsumerId, BuildError> {
+        self.join_stage(upstream, Pending::pool(pool))
+    }
+
+    /// Adds a [`Poller`] to the running queue; as [`add_consumer`](Self::add_consumer). Drop the
+    /// poller to remove it.
+    ///
+    /// # Errors
+    /// As [`add_consumer`](Self::add_consumer).
+    pub fn add_poller(&mut self, upstream: &[ConsumerId]) -> Result<Poller<E, S, W>, BuildError> {
+        let name = format!("poller-{}", self.stages.len());
+        let id = self.join_stage(upstream, Pending::poller(name))?;
+        self.take_poller(id)
+    }
+
+    /// The join protocol of the gating module: the new stage's sequences start at the old
+    /// gating minimum, the set is swapped (with its grace period), then they move to the join
+    /// point, and only then do its threads start.
+    fn join_stage(
+        &mut self,
+        upstream: &[ConsumerId],
+        mut stage: Pending<E, S, W>,
+    ) -> Result<ConsumerId, BuildError> {
+        if !self.shared.lifecycle.is_running() {
+            return Err(BuildError::NotRunning);
+        }
+        let mut indices = Vec::with_capacity(upstream.len());
+        for &id in upstream {
+            let index = self.index(id)?;
+            if self.shared.gating.graph(|g| g[index].poller) {
+                let poller = self.shared.gating.graph(|g| g[index].name.clone());
+                return Err(BuildError::PollerUpstream { poller });
+            }
+            indices.push(index);
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        stage.upstream = indices;
+        self.shared.gating.graph(|g| {
+            let mut shape: Vec<(&str, &[usize], bool)> = g
+                .iter()
+                .map(|s| {
+                    let name = if s.live() { s.name.as_str() } else { "" };
+                    (name, s.upstream.as_slice(), s.exclusive)
+                })
+                .collect();
+            shape.push((
+                stage.name.as_str(),
+                stage.upstream.as_slice(),
+                stage.exclusive,
+            ));
+            check_exclusive(&shape)
+        })?;
+        check_cores(std::iter::once(&stage))?;
+
+        let shared = self.shared.clone();
+        let below = shared.gating.minimum(i64::MAX);
+        let sequences: Vec<Arc<Sequence>> = (0..stage.width())
+            .map(|_| Arc::new(Sequence::new(below)))
+            .collect();
+        let index = shared.gating.change(|graph| {
+            graph.push(StageInfo {
+                name: stage.name.clone(),
+                upstream: stage.upstream.clone(),
+                exclusive: stage.exclusive,
+                sequences,
+                dynamic: true,
+                poller: stage.poller,
+                gone: false,
+                control: Arc::new(Control::default()),
+                first: 0,
+            });
+            graph.len() - 1
+        });
+        // After the grace period: no cached minimum is above the join point.
+        let join = shared.sequencer.join_point().max(below);
+        shared.gating.graph_mut(|g| g[index].first = join + 1);
+        self.launch(index, stage, join)?;
+        Ok(ConsumerId {
+            builder: self.id,
+            index,
+        })
+    }
+
+    /// Removes a stage from the running queue: it stops at its next batch boundary, its threads
+    /// are joined, and its sequences leave the gating set. Events it had not reached are still
+    /// processed by every other stage. A [`Poller`] is removed by dropping it.
+    ///
+    /// # Errors
+    /// [`BuildError::HasDependents`] if a live stage comes after it, [`BuildError::PollerUpstream`]
+    /// for a poller that was taken (drop it instead), [`BuildError::Removed`],
+    /// [`BuildError::ForeignConsumer`].
+    pub fn remove(&mut self, id: ConsumerId) -> Result<ShutdownReport, BuildError> {
+        let index = self.index(id)?;
+        let blocker = self.shared.gating.graph(|g| {
+            g.iter()
+                .find(|d| d.live() && d.upstream.contains(&index))
+                .map(|d| d.name.clone())
+        });
+        if let Some(dependent) = blocker {
+            return Err(BuildError::HasDependents {
+                consumer: self.shared.gating.graph(|g| g[index].name.clone()),
+                dependent,
+            });
+        }
+        let is_poller = self.shared.gating.graph(|g| g[index].poller);
+        if is_poller {
+            return match self.stages[index].poller.take() {
+                Some(poller) => {
+                    drop(poller);
+                    Ok(ShutdownReport {
+                        consumers: Vec::new(),
+                    })
+                }
+                None => Err(BuildError::PollerUpstream {
+                    poller: self.shared.gating.graph(|g| g[index].name.clone()),
+                }),
+            };
+        }
+        Ok(self.stop_stage(index))
+    }
+
+    /// Stops stage `index`'s threads, joins them, then takes the stage out of the gating set (in
+    /// that order: until its threads stopped reading, its sequences must keep gating).
+    fn stop_stage(&mut self, index: usize) -> ShutdownReport {
+        let control = self.shared.gating.graph(|g| g[index].control.clone());
+        control.leave();
+        self.shared.wait.notify();
+        let threads = std::mem::take(&mut self.stages[index].threads);
+        let (consumers, _) = collect(threads);
+        self.shared.gating.change(|g| g[index].gone = true);
+        self.shared.wait.notify();
+        ShutdownReport { consumers }
+    }
+}
+
 impl<E, S: Sequencer, W: WaitStrategy> Drop for Disruptor<E, S, W> {
     fn drop(&mut self) {
-        if !self.running.is_empty() {
+        if self.stages.iter().any(|s| !s.threads.is_empty()) {
             self.shared.close();
             let _ = self.join(None);
         }
@@ -221,9 +605,9 @@ impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Disruptor<E, S, W> {
             .field(
                 "consumers",
                 &self
-                    .running
+                    .stages
                     .iter()
-                    .map(|r| r.name.as_str())
+                    .flat_map(|s| s.threads.iter().map(|r| r.name.as_str()))
                     .collect::<Vec<_>>(),
             )
             .field("running", &self.is_running())

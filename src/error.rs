@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Why a queue could not be built.
+/// Why a queue, or a stage added to or removed from a running one, could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -38,6 +38,31 @@ pub enum BuildError {
         exclusive: String,
         /// The consumer that may run concurrently with it.
         concurrent: String,
+    },
+    /// The consumer handle names a stage that was removed (or a poller that was dropped).
+    Removed {
+        /// The stage's name.
+        consumer: String,
+    },
+    /// The stage cannot be removed while other stages depend on it.
+    HasDependents {
+        /// The stage asked to be removed.
+        consumer: String,
+        /// A live stage that comes after it.
+        dependent: String,
+    },
+    /// A poller cannot be upstream of another stage: nothing would move it along if its owner
+    /// stopped polling.
+    PollerUpstream {
+        /// The poller.
+        poller: String,
+    },
+    /// The queue is shut down or halted: no stage can join it.
+    NotRunning,
+    /// The handle does not name a poller made by `Builder::add_poller`, or it was already taken.
+    NoPoller {
+        /// The handle's index.
+        index: usize,
     },
     /// The operating system refused to start a consumer thread.
     Spawn {
@@ -92,6 +117,29 @@ impl fmt::Display for BuildError {
                 "exclusive stage `{exclusive}` may run at the same time as `{concurrent}`; \
                  order `{concurrent}` before or after it (with `after`), or make `{exclusive}` a shared handler"
             ),
+            BuildError::Removed { consumer } => write!(
+                f,
+                "stage `{consumer}` was removed; use a handle of a live stage"
+            ),
+            BuildError::HasDependents {
+                consumer,
+                dependent,
+            } => write!(
+                f,
+                "stage `{consumer}` cannot be removed while `{dependent}` comes after it; remove `{dependent}` first"
+            ),
+            BuildError::PollerUpstream { poller } => write!(
+                f,
+                "poller `{poller}` cannot be upstream of a stage; place the stage after what the poller follows"
+            ),
+            BuildError::NotRunning => write!(
+                f,
+                "the queue is shut down or halted, so nothing can join it; add stages while it runs"
+            ),
+            BuildError::NoPoller { index } => write!(
+                f,
+                "handle #{index} is not an untaken poller; take each poller from Builder::add_poller once"
+            ),
             BuildError::Spawn { consumer, message } => {
                 write!(f, "could not start the thread of consumer `{consumer}`: {message}")
             }
@@ -117,6 +165,11 @@ pub enum PublishError {
         consumer: String,
         /// The sequence it was handling.
         sequence: i64,
+    },
+    /// The stage a [`Tracker`](crate::Tracker) waited on was removed from the queue.
+    StageRemoved {
+        /// The stage.
+        consumer: String,
     },
     /// A batch larger than the ring can never fit.
     BatchTooLarge {
@@ -146,6 +199,10 @@ impl fmt::Display for PublishError {
                 f,
                 "consumer `{consumer}` panicked at sequence {sequence} and halted the queue; \
                  shut it down to collect the panic"
+            ),
+            PublishError::StageRemoved { consumer } => write!(
+                f,
+                "stage `{consumer}` was removed, so it will not process this event; track another stage or the whole graph"
             ),
             PublishError::BatchTooLarge {
                 requested,

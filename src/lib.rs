@@ -60,12 +60,15 @@ mod error;
 mod fence;
 mod gating;
 mod lifecycle;
+mod poller;
+mod pool;
 mod producer;
 mod ring;
 mod sequence;
 mod sequencer;
 mod shared;
 mod sync;
+mod tracker;
 pub mod wait;
 
 /// README.md's examples, compiled and run as doctests so the README cannot drift from the API.
@@ -75,12 +78,16 @@ pub struct ReadmeDoctests;
 
 pub use builder::{Builder, ConsumerId};
 pub use consumer::{
-    Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, IntoProcess,
-    PanicPolicy, SharedFactory, SharedFn,
+    Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, FallibleFactory,
+    FallibleFn, FallibleHandler, IntoProcess, PanicPolicy, Retry, RetryPolicy, SharedFactory,
+    SharedFn,
 };
 pub use disruptor::{ConsumerReport, Disruptor, ShutdownReport};
 pub use error::{BuildError, PublishError, ShutdownError};
+pub use poller::{PollState, Poller};
+pub use pool::WorkPool;
 pub use producer::{MultiProducer, Producer, SingleProducer};
 pub use sequence::INITIAL;
 pub use sequencer::{Multi, Sequencer, Single};
+pub use tracker::Tracker;
 pub use wait::{Blocking, BusySpin, PollingWait, Sleeping, WaitStrategy, Waited, Yielding};

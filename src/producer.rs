@@ -190,6 +190,26 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         self.shared.ring.capacity() as usize
     }
 
+    /// A [`Tracker`](crate::Tracker) for the whole graph: the receipt for a publish.
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    /// use std::time::Duration;
+    ///
+    /// let mut b = Builder::single_producer(8, || 0u64, Yielding)?;
+    /// b.add(Consumer::new("apply", |_: &u64, _, _| {}))?;
+    /// let (mut producer, queue) = b.build()?;
+    /// let receipts = producer.tracker();
+    /// let seq = producer.publish(|slot| *slot = 1)?;
+    /// receipts.wait_processed(seq, Duration::from_secs(5))?; // every stage handled it
+    /// # drop(producer);
+    /// # queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tracker(&self) -> crate::Tracker<E, S, W> {
+        crate::Tracker::graph(self.shared.clone())
+    }
+
     #[inline]
     fn batch(
         &mut self,

@@ -99,6 +99,12 @@ pub(crate) mod sealed {
 
         /// Stops claims; returns the last sequence that consumers must drain to.
         fn close(&self) -> i64;
+
+        /// Where a stage joining the running queue starts (it sees the sequences after it): the
+        /// published cursor (single) or the last claimed sequence (multi). Read after the gating
+        /// set's grace period, it is at or above every minimum any producer has cached (see the
+        /// gating module).
+        fn join_point(&self) -> i64;
     }
 }
 
@@ -250,6 +256,11 @@ impl SequencerImpl for Single {
         while self.busy.load(Ordering::Acquire) {
             backoff.snooze();
         }
+        self.cursor.get()
+    }
+
+    fn join_point(&self) -> i64 {
+        // Acquire: the consumer sequences any cached minimum came from are at or below it.
         self.cursor.get()
     }
 }
@@ -411,6 +422,12 @@ impl SequencerImpl for Multi {
         let next = self.next.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
         self.closed_at.store(next, Ordering::Relaxed);
         next - 1
+    }
+
+    fn join_point(&self) -> i64 {
+        // Acquire: ordered after the grace period's synchronization like every load after it;
+        // the counter is at or above every published, hence every consumed, sequence.
+        (self.next.load(Ordering::Acquire) & !CLOSED) - 1
     }
 }
 

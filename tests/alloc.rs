@@ -73,11 +73,16 @@ fn a_million_events_flow_without_a_single_allocation() {
                     let first = b.add(enrich).unwrap();
                     b.add_after(&[first], count).unwrap();
                     let (mut p, q) = b.build().unwrap();
-                    // Warm up: threads started, handlers built, first wait done.
-                    p.publish(|e| fill(e, 0, 0)).unwrap();
-                    wait_until(&done, 1);
+                    // Warm up: threads started, handlers built, first wait done, and two laps
+                    // of the ring, so the producer has read the gating set once: its first read
+                    // registers the thread with crossbeam-epoch (one allocation per thread, ever).
+                    let warm = 2 * 1024 + 1;
+                    for i in 0..warm {
+                        p.publish(|e| fill(e, 0, i)).unwrap();
+                    }
+                    wait_until(&done, warm);
                     COUNTING.store(true, Ordering::SeqCst);
-                    let mut n = 1;
+                    let mut n = warm;
                     while n < events {
                         if n % 2 == 0 {
                             p.publish(|e| fill(e, 0, n)).unwrap();

@@ -1,0 +1,200 @@
+//! Pollers: pull-based consumers for a thread the user owns.
+//!
+//! A poller is a stage without a thread: it has a sequence in the graph like any consumer (so it
+//! gates producers and sees every event after its upstream), but events are handed over only when
+//! its owner calls [`Poller::poll`], from a network loop, a game loop, a test. A poll looks at the
+//! barrier once, hands every available event (up to a limit) to the closure, and stores the
+//! poller's sequence once (`Release`), as the batch loop does.
+//!
+//! Dropping the poller removes its sequence from the gating set, so a poller that is no longer
+//! polled can never hold producers back.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::barrier::Barrier;
+use crate::sequence::Sequence;
+use crate::sequencer::Sequencer;
+use crate::sync::Arc;
+use crate::wait::{WaitStrategy, Waited};
+
+/// What a call to [`Poller::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollState {
+    /// It handed this many events (at least one) to the closure.
+    Processed(usize),
+    /// Events are published, but the stages this poller comes after have not finished them yet.
+    Gated,
+    /// Nothing new is published.
+    Idle,
+    /// The queue is shut down and this poller has every event it will get (or it was halted).
+    Closed,
+}
+
+/// A pull-based consumer: call [`poll`](Self::poll) from your own thread.
+///
+/// Made by [`Disruptor::add_poller`](crate::Disruptor::add_poller) (joins a running queue) or
+/// [`Builder::add_poller`](crate::Builder::add_poller) then
+/// [`Disruptor::take_poller`](crate::Disruptor::take_poller) (sees every event). `Send`, not
+/// `Sync`: one thread polls at a time. Dropping it removes it from the gating set.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, PollState, Yielding};
+///
+/// let mut b = Builder::single_producer(16, || 0u64, Yielding)?;
+/// let id = b.add_poller(&[])?;
+/// let (mut producer, mut queue) = b.build()?;
+/// let mut poller = queue.take_poller(id).expect("taken once");
+///
+/// for i in 0..3 {
+///     producer.publish(|slot| *slot = i * 10)?;
+/// }
+/// let mut seen = Vec::new();
+/// let state = poller.poll(|event, _seq, _end_of_batch| {
+///     seen.push(*event);
+///     true // keep going
+/// });
+/// assert_eq!(state, PollState::Processed(3));
+/// assert_eq!(seen, [0, 10, 20]);
+/// assert_eq!(poller.poll(|_, _, _| true), PollState::Idle);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Poller<E, S: Sequencer, W: WaitStrategy> {
+    barrier: Barrier<E, S, W>,
+    sequence: Arc<Sequence>,
+    /// This poller's stage in the graph.
+    stage: usize,
+    /// `Cell` is `Send` but not `Sync`.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
+    pub(crate) fn new(barrier: Barrier<E, S, W>, sequence: Arc<Sequence>, stage: usize) -> Self {
+        Self {
+            barrier,
+            sequence,
+            stage,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Hands every available event to `f(event, sequence, end_of_batch)`, in order, until `f`
+    /// returns `false` (that event counts as handled) or the events run out.
+    pub fn poll(&mut self, f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
+        self.poll_n(usize::MAX, f)
+    }
+
+    /// As [`poll`](Self::poll), handing at most `limit` events (a bounded slice of work in a
+    /// loop that has other things to do).
+    pub fn poll_n(&mut self, limit: usize, mut f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
+        let next = self.sequence.get_relaxed() + 1;
+        let available = self.barrier.available(next);
+        if available < next || limit == 0 {
+            return self.why_nothing(next);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let last = available.min(next.saturating_add(limit - 1));
+        let ring = &self.barrier.shared.ring;
+        let slots = ring.slots();
+        let may_skip = ring.may_skip_from(next);
+        // Stores the last handled sequence on the way out, also if `f` unwinds.
+        let mut done = Done {
+            sequence: &self.sequence,
+            last: next - 1,
+        };
+        let mut handled = 0;
+        for seq in next..last + 1 {
+            if !(may_skip && ring.is_skipped(seq)) {
+                handled += 1;
+                // SAFETY: `next..=last` is published (the barrier's Acquire) and not released (our
+                // sequence is `next - 1` until `done` drops); a poller reads by `&E` and the
+                // builder checked no exclusive stage runs concurrently with it.
+                let more = unsafe { slots.read(seq, |e| f(e, seq, seq == last)) };
+                done.last = seq;
+                if !more {
+                    break;
+                }
+            } else {
+                done.last = seq;
+            }
+        }
+        drop(done);
+        self.barrier.shared.wait.notify();
+        if handled == 0 {
+            // Everything available was a skipped slot: report it as idle.
+            return PollState::Idle;
+        }
+        PollState::Processed(handled)
+    }
+
+    /// As [`poll`](Self::poll), but first waits up to `timeout` (with the queue's wait strategy)
+    /// for an event to be available. Returns [`PollState::Idle`] or [`PollState::Gated`] if none
+    /// came in time.
+    pub fn poll_timeout(
+        &mut self,
+        timeout: Duration,
+        f: impl FnMut(&E, i64, bool) -> bool,
+    ) -> PollState {
+        let next = self.sequence.get_relaxed() + 1;
+        match self
+            .barrier
+            .wait_for(next, &self.barrier.shared.wait, Some(timeout))
+        {
+            Waited::Ready(_) => self.poll(f),
+            Waited::Stopped(_) => PollState::Closed,
+            Waited::TimedOut => self.why_nothing(next),
+        }
+    }
+
+    /// The last sequence this poller handled.
+    pub fn sequence(&self) -> i64 {
+        self.sequence.get_relaxed()
+    }
+
+    fn why_nothing(&self, next: i64) -> PollState {
+        if self.barrier.stop(next).is_some() {
+            PollState::Closed
+        } else if self.barrier.published(next) {
+            if self.barrier.available(next) >= next {
+                // Became available since we looked: let the caller poll again.
+                PollState::Idle
+            } else {
+                PollState::Gated
+            }
+        } else {
+            PollState::Idle
+        }
+    }
+}
+
+/// Stores the poller's progress when dropped (normally or by unwinding).
+struct Done<'a> {
+    sequence: &'a Sequence,
+    last: i64,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.sequence.set(self.last);
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> Drop for Poller<E, S, W> {
+    fn drop(&mut self) {
+        let shared = &self.barrier.shared;
+        let stage = self.stage;
+        self.barrier.control.leave();
+        // Not reading any more: leave the graph, so the gating set drops this sequence.
+        shared.gating.change(|graph| graph[stage].gone = true);
+        shared.wait.notify();
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Poller<E, S, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("sequence", &self.sequence())
+            .finish()
+    }
+}

@@ -1,0 +1,158 @@
+//! Completion tracking: a producer's receipt for what became of its event.
+//!
+//! Every publish returns the event's sequence. A stage is done with sequence `s` once its sequence
+//! (for a work pool: the minimum over its workers, see [`crate::WorkPool`]) is at least `s`; the
+//! whole graph is done with it once every gating sequence is. A [`Tracker`] reads those with
+//! `Acquire`, so whoever learns that `s` is processed also sees what the stage did before moving
+//! past it (a reply it wrote, a file it flushed).
+//!
+//! "Processed" means the stage moved past the event: a handler that panicked on it under
+//! [`PanicPolicy::SkipEvent`](crate::PanicPolicy) moved past it too.
+
+use std::time::Duration;
+
+use crate::error::PublishError;
+use crate::gating::Control;
+use crate::lifecycle::Stop;
+use crate::sequence::{minimum, Sequence};
+use crate::sequencer::Sequencer;
+use crate::shared::Shared;
+use crate::sync::Arc;
+use crate::wait::{WaitStrategy, Waited};
+
+/// What a [`Tracker`] watches.
+enum Watched {
+    /// Every gating sequence: the whole graph.
+    Graph,
+    /// One stage's sequences.
+    Stage {
+        name: String,
+        sequences: Box<[Arc<Sequence>]>,
+        control: Arc<Control>,
+    },
+}
+
+/// Tells when a stage, or the whole graph, has processed a sequence: the receipt for a publish.
+///
+/// Made by [`Disruptor::tracker`](crate::Disruptor::tracker) (one stage),
+/// [`Disruptor::graph_tracker`](crate::Disruptor::graph_tracker) or
+/// [`Producer::tracker`](crate::Producer::tracker) (the whole graph). Cheap to clone, `Send` and
+/// `Sync`: hand one to every thread that waits for receipts.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, Yielding};
+/// use std::time::Duration;
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// let store = b.add(Consumer::new("store", |_row: &u64, _, _| { /* write it */ }))?;
+/// let (mut producer, queue) = b.build()?;
+/// let stored = queue.tracker(store)?;
+///
+/// let seq = producer.publish(|slot| *slot = 7)?;
+/// stored.wait_processed(seq, Duration::from_secs(5))?; // the row is written
+/// assert!(stored.is_processed(seq));
+/// # drop(producer);
+/// # queue.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Tracker<E, S: Sequencer, W: WaitStrategy> {
+    shared: Arc<Shared<E, S, W>>,
+    watched: Arc<Watched>,
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> Clone for Tracker<E, S, W> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            watched: self.watched.clone(),
+        }
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
+    pub(crate) fn graph(shared: Arc<Shared<E, S, W>>) -> Self {
+        Self {
+            shared,
+            watched: Arc::new(Watched::Graph),
+        }
+    }
+
+    pub(crate) fn stage(
+        shared: Arc<Shared<E, S, W>>,
+        name: String,
+        sequences: Vec<Arc<Sequence>>,
+        control: Arc<Control>,
+    ) -> Self {
+        Self {
+            shared,
+            watched: Arc::new(Watched::Stage {
+                name,
+                sequences: sequences.into_boxed_slice(),
+                control,
+            }),
+        }
+    }
+
+    /// The highest sequence such that it and everything before it are processed.
+    pub fn processed(&self) -> i64 {
+        match &*self.watched {
+            Watched::Graph => self.shared.gating.minimum(i64::MAX),
+            Watched::Stage { sequences, .. } => minimum(sequences, i64::MAX),
+        }
+    }
+
+    /// Whether `sequence` is processed (by the stage, or by the whole graph).
+    pub fn is_processed(&self, sequence: i64) -> bool {
+        self.processed() >= sequence
+    }
+
+    /// Waits, with the queue's wait strategy, until `sequence` is processed.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`] if `timeout` passes first; [`PublishError::Shutdown`] if the
+    /// queue stopped and `sequence` will never be processed (halted, or past what shutdown
+    /// drains); [`PublishError::ConsumerFailed`] if a handler's panic stopped the queue;
+    /// [`PublishError::StageRemoved`] if the stage was removed.
+    pub fn wait_processed(&self, sequence: i64, timeout: Duration) -> Result<(), PublishError> {
+        if self.is_processed(sequence) {
+            return Ok(());
+        }
+        let deadline = crate::sync::now().map(|n| n + timeout);
+        let lifecycle = &self.shared.lifecycle;
+        let ready = || self.is_processed(sequence).then_some(());
+        let stop = || {
+            if let Watched::Stage { name, control, .. } = &*self.watched {
+                if control.left() {
+                    return Some(PublishError::StageRemoved {
+                        consumer: name.clone(),
+                    });
+                }
+            }
+            match lifecycle.consumer_stop(sequence) {
+                // Running, or draining with `sequence` within the drain: it will be processed.
+                None => None,
+                // Past what shutdown drains: never published, never processed.
+                Some(Stop::Drained) => Some(PublishError::Shutdown),
+                Some(Stop::Halted) => Some(lifecycle.publish_error()),
+            }
+        };
+        match self.shared.wait.wait_until(ready, stop, deadline) {
+            Waited::Ready(()) => Ok(()),
+            Waited::Stopped(e) => Err(e),
+            Waited::TimedOut => Err(PublishError::Timeout),
+        }
+    }
+}
+
+impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Tracker<E, S, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let watched = match &*self.watched {
+            Watched::Graph => "the whole graph",
+            Watched::Stage { name, .. } => name.as_str(),
+        };
+        f.debug_struct("Tracker")
+            .field("watched", &watched)
+            .field("processed", &self.processed())
+            .finish()
+    }
+}
