@@ -31,6 +31,11 @@ bugs=(
   "single-producer-no-light-fence|src/sequencer.rs|s/crate::fence::light\(this.fenced\);//|shutdown_releases_a_producer_blocked_on_a_full_ring"
   "blocked-producer-ignores-stop|src/sequencer.rs|s/!shared.lifecycle.is_running\(\)/false/|handler_panic_releases_producers_and_is_reported"
   "panic-does-not-fail-the-queue|src/consumer.rs|s/self.barrier.shared.lifecycle.fail\(&self.name, sequence\);//|handler_panic_releases_producers_and_is_reported"
+  "pool-claim-without-cas|src/pool.rs|s/match self.next.compare_exchange_weak\(\n                first,\n                first \+ n,\n                Ordering::Relaxed,\n                Ordering::Relaxed,\n            \) \{/match { self.next.store(first + n, Ordering::Relaxed); Ok::<i64, i64>(first) } {/|work_pool_claims_each_event_once_and_gates_reuse"
+  "pool-worker-releases-claim-early|src/pool.rs|s/now.\n                self.sequence.set\(first - 1\);\n                shared.wait.notify/now.\n                self.sequence.set(last);\n                shared.wait.notify/|stage_after_a_pool_waits_for_the_worker_that_took_the_event"
+  "join-skips-wake-up|src/disruptor.rs|s/shared.wait.notify\(\);\n        if stage.poller \{/if stage.poller {/|joining_consumer_never_reads_an_overwritten_slot"
+  "removed-stage-keeps-gating|src/disruptor.rs|s/self.shared.gating.change\((.)g\1 g\[index\].gone = true\);/self.shared.gating.graph_mut(\${1}g\${1} g[index].gone = true);/|removed_consumer_stops_gating"
+  "dropped-poller-keeps-gating|src/poller.rs|s/shared.gating.change\((.)graph\1 graph\[stage\].gone = true\);/shared.gating.graph_mut(\${1}graph\${1} graph[stage].gone = true);/|dropping_a_poller_releases_a_blocked_producer"
 )
 
 copy_tree() {

@@ -364,6 +364,10 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         for s in &sequences {
             s.set(start);
         }
+        // A joining stage's sequences just moved up from the old minimum to the join point: a
+        // producer blocked on them must look again (found by the loom model of a join: without
+        // this, a producer that saw the old value slept forever).
+        shared.wait.notify();
         if stage.poller {
             let barrier = Barrier::new(shared.clone(), upstream, control);
             let poller = Poller::new(barrier, sequences[0].clone(), index);
@@ -429,6 +433,30 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     /// Adds a consumer to the running queue, after `upstream` (`&[]`: right after the producers).
     /// It sees every event claimed after this call returns, from
     /// [`first_sequence`](Self::first_sequence) on.
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    /// use std::time::Duration;
+    ///
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// b.add(Consumer::new("main", |_: &u64, _, _| {}))?;
+    /// let (mut producer, mut queue) = b.build()?;
+    /// producer.publish(|e| *e = 1)?; // before the audit joins: it will not see this one
+    ///
+    /// let audit = queue.add_consumer(&[], Consumer::new("audit", |e: &u64, seq, _| {
+    ///     assert!(seq >= 1 && *e == 2);
+    /// }))?;
+    /// assert_eq!(queue.first_sequence(audit)?, 1);
+    /// let seq = producer.publish(|e| *e = 2)?;
+    /// queue.tracker(audit)?.wait_processed(seq, Duration::from_secs(5))?;
+    /// assert_eq!(queue.lag(audit)?, 0);
+    ///
+    /// let report = queue.remove(audit)?; // stops it; it no longer holds producers back
+    /// assert_eq!(report.consumers[0].last_sequence, 1);
+    /// # drop(producer);
+    /// # queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`BuildError::NotRunning`] once the queue is shut down; [`BuildError::ForeignConsumer`],

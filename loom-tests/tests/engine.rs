@@ -9,32 +9,14 @@
 //! or reordered event). `loom-tests/README.md` lists, per model, the bug it was shown to catch.
 #![cfg(loom)]
 
-use std::sync::{Arc as StdArc, Mutex as StdMutex};
-
 use loom::thread;
-use ringmq::{Blocking, Builder, Consumer, EventHandler, PanicPolicy, PublishError, ShutdownError};
-
-/// What one consumer saw, handed over on shutdown. A std mutex is enough: it is touched by the
-/// consumer thread at its end and by the model after joining it (loom orders those).
-type Out = StdArc<StdMutex<Vec<(i64, u64)>>>;
-
-struct Record(Vec<(i64, u64)>, Out);
-impl EventHandler<u64> for Record {
-    fn on_event(&mut self, e: &u64, seq: i64, _: bool) {
-        self.0.push((seq, *e));
-    }
-    fn on_shutdown(&mut self) {
-        *self.1.lock().unwrap() = std::mem::take(&mut self.0);
-    }
-}
+use ringmq::{Blocking, Builder, Consumer, PanicPolicy, PublishError, ShutdownError};
+use ringmq_loom_tests::Out;
 
 fn recorder(name: &str) -> (Out, Consumer<u64, impl ringmq::IntoProcess<u64>>) {
     let out: Out = Default::default();
-    let o = out.clone();
-    (
-        out,
-        Consumer::with_handler(name.to_string(), move || Record(Vec::new(), o)),
-    )
+    let consumer = ringmq_loom_tests::recorder(name, &out);
+    (out, consumer)
 }
 
 fn seen(out: &Out) -> Vec<(i64, u64)> {
