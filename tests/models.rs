@@ -19,10 +19,7 @@ use ringmq::{
 type Handled = Arc<Mutex<Vec<Vec<(i64, Ev)>>>>;
 
 /// A pool of `n` recording workers; worker `i` appends to `handled[i]`.
-fn recording_pool(
-    n: usize,
-    handled: &Handled,
-) -> WorkPool<Ev, impl ringmq::IntoProcess<Ev>> {
+fn recording_pool(n: usize, handled: &Handled) -> WorkPool<Ev, impl ringmq::IntoProcess<Ev>> {
     handled.lock().unwrap().resize(n, Vec::new());
     let handled = handled.clone();
     WorkPool::new("pool", n, move |i| {
@@ -96,7 +93,10 @@ fn a_stage_after_a_pool_sees_each_event_after_its_worker_wrote_it() {
         let evs = assert_exact("after", &seen["after"], events);
         for (i, e) in evs.iter().enumerate() {
             assert_eq!(e.n, i as u64);
-            assert_eq!(e.enriched, e.check, "event {i} reached the next stage unenriched");
+            assert_eq!(
+                e.enriched, e.check,
+                "event {i} reached the next stage unenriched"
+            );
         }
     });
 }
@@ -147,7 +147,10 @@ fn a_pool_worker_that_halts_retires_and_the_others_take_the_load() {
         // Handled by a worker, or passed by the retiring one (the panicked event and the rest of
         // its claim): at most one claim of 2 is lost, the rest is handled by worker 1.
         let handled = handled.load(Ordering::Relaxed);
-        assert!(handled >= events - 2 && handled <= events, "handled {handled}");
+        assert!(
+            handled >= events - 2 && handled <= events,
+            "handled {handled}"
+        );
     });
 }
 
@@ -167,7 +170,10 @@ fn a_poller_hands_over_in_order_and_reports_gated_idle_and_closed() {
         let pid = b.add_poller(&[slow]).unwrap();
         let (mut p, mut q) = b.build().unwrap();
         let mut poller = q.take_poller(pid).unwrap();
-        assert!(matches!(q.take_poller(pid), Err(BuildError::NoPoller { .. })));
+        assert!(matches!(
+            q.take_poller(pid),
+            Err(BuildError::NoPoller { .. })
+        ));
 
         assert_eq!(poller.poll(|_, _, _| true), PollState::Idle);
         for n in 0..10 {
@@ -287,7 +293,10 @@ fn consumers_added_and_removed_while_publishing_lose_nothing() {
             assert!(seen.len() > 50);
             for (i, (seq, e)) in seen.iter().enumerate() {
                 assert_eq!(*seq, first + i as i64, "round {round}: gap or duplicate");
-                assert_eq!(e.n, *seq as u64, "round {round}: slot overwritten before read");
+                assert_eq!(
+                    e.n, *seq as u64,
+                    "round {round}: slot overwritten before read"
+                );
                 assert_eq!(e.check, checksum(e.producer, e.n));
             }
             assert_eq!(report.consumers[0].last_sequence, seen.last().unwrap().0);
@@ -332,12 +341,19 @@ fn a_stage_added_after_another_runs_behind_it_and_a_pool_can_join() {
             )
             .unwrap();
         let start = q.first_sequence(pool).unwrap();
-        assert!(start >= 100, "joined before events published earlier: {start}");
+        assert!(
+            start >= 100,
+            "joined before events published earlier: {start}"
+        );
         let per = scaled(5_000);
         publish_from_threads(p, 2, per);
         let end = 100 + 2 * per as i64 - 1;
         q.shutdown().unwrap();
-        assert_eq!(bad.load(Ordering::Relaxed), 0, "read before the upstream stage");
+        assert_eq!(
+            bad.load(Ordering::Relaxed),
+            0,
+            "read before the upstream stage"
+        );
         assert_eq!(count.load(Ordering::Relaxed) as i64, end - start + 1);
     });
 }
@@ -395,9 +411,7 @@ fn trackers_report_when_a_stage_and_the_graph_processed_a_sequence() {
             p.tracker(),
         );
         let seq = p.publish(|s| *s = 1).unwrap();
-        fast_t
-            .wait_processed(seq, Duration::from_secs(10))
-            .unwrap();
+        fast_t.wait_processed(seq, Duration::from_secs(10)).unwrap();
         assert!(!slow_t.is_processed(seq));
         assert!(!all.is_processed(seq));
         assert_eq!(
@@ -461,7 +475,10 @@ fn a_failed_batch_is_replayed_and_the_consumer_does_not_move_meanwhile() {
         q.shutdown().unwrap();
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
         assert!(!passed_downstream_early.load(Ordering::SeqCst));
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
     });
 }
 
@@ -496,6 +513,10 @@ fn a_batch_that_keeps_failing_goes_to_the_panic_policy() {
             }
             other => panic!("expected the failure, got {other:?}"),
         }
-        assert_eq!(replays.load(Ordering::SeqCst), 3, "first try and two replays");
+        assert_eq!(
+            replays.load(Ordering::SeqCst),
+            3,
+            "first try and two replays"
+        );
     });
 }

@@ -9,19 +9,28 @@
 //! (no loss, no duplicate, total order), the payload is intact, each producer's numbers arrive in
 //! order, and every exclusive upstream layer's stamp is there.
 //!
+//! Layers of two or more consumers are drawn as a work pool instead (its workers exclusive at
+//! random, a pool batch from 1 to 16): the pool's workers share one bitmap and every event must be
+//! handled exactly once across them, in increasing order within each worker. And while the
+//! producers run, the test thread may churn the graph: it adds a consumer, a pool or a poller
+//! after a random stage, lets it work for a while, and removes it (drops the poller), checking
+//! that what it saw starts at its join point, has no gap or duplicate, and was never overwritten.
+//!
 //! `RINGMQ_STRESS_SEED` replays a run (the seed is printed); `RINGMQ_STRESS_EVENTS` sets the total
 //! event budget (default: 10 million in release builds, 300 thousand in debug, 2 thousand under
 //! miri). Run it in release: `cargo test --release --test stress -- --nocapture`.
 
 mod common;
 
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::with_timeout;
 use ringmq::{
-    Blocking, Builder, BusySpin, Consumer, EventHandler, PollingWait, Sleeping, WaitStrategy,
-    Yielding,
+    Blocking, Builder, BusySpin, Consumer, ConsumerId, EventHandler, PollState, PollingWait,
+    Sleeping, WaitStrategy, WorkPool, Yielding,
 };
 
 /// splitmix64: a small, good-enough generator, so a seed replays a run exactly.
@@ -68,6 +77,13 @@ struct Scenario {
     capacity: usize,
     layers: Vec<usize>,
     exclusive: Vec<bool>,
+    /// `Some(batch)`: this layer is one work pool of `layers[i]` workers claiming up to `batch`.
+    pools: Vec<Option<usize>>,
+    /// Add and remove consumers, pools and pollers while the producers run.
+    churn: bool,
+    /// Seeds the churn's own choices (how many rounds run depends on timing, so they must not
+    /// draw from the scenario generator).
+    churn_seed: u64,
     wait: u8,
     publish_batch: usize,
     max_batch: Option<usize>,
@@ -82,7 +98,16 @@ impl Scenario {
         let layers: Vec<usize> = (0..1 + rng.below(LAYERS as u64))
             .map(|_| 1 + rng.below(3) as usize)
             .collect();
-        let exclusive = layers.iter().map(|&n| n == 1 && rng.chance(60)).collect();
+        let pools: Vec<Option<usize>> = layers
+            .iter()
+            .map(|&n| (n > 1 && rng.chance(40)).then(|| 1 + rng.below(16) as usize))
+            .collect();
+        // A single consumer or a whole pool may write (a pool is one stage); parallel consumers not.
+        let exclusive = layers
+            .iter()
+            .zip(&pools)
+            .map(|(&n, pool)| (n == 1 || pool.is_some()) && rng.chance(50))
+            .collect();
         let consumers: usize = layers.iter().sum();
         // Busy-spinning only where every thread has a core: one producer, one consumer.
         let wait = if producers == 1 && consumers == 1 {
@@ -90,6 +115,8 @@ impl Scenario {
         } else {
             1 + rng.below(3) as u8
         };
+        let churn = wait != 0 && rng.chance(40);
+        let churn_seed = rng.next();
         let publish_batch = 1 + rng.below(capacity.min(8) as u64) as usize;
         let max_batch = rng.chance(30).then(|| 1 + rng.below(16) as usize);
         let per_producer = (budget / producers as u64).max(1);
@@ -99,6 +126,9 @@ impl Scenario {
             capacity,
             layers,
             exclusive,
+            pools,
+            churn,
+            churn_seed,
             wait,
             publish_batch,
             max_batch,
@@ -108,12 +138,14 @@ impl Scenario {
 
     fn describe(&self) -> String {
         format!(
-            "{}P {} cap {} layers {:?} exclusive {:?} wait {} batch {} max_batch {:?} x{}",
+            "{}P {} cap {} layers {:?} exclusive {:?} pools {:?}{} wait {} batch {} max_batch {:?} x{}",
             self.producers,
             if self.multi { "multi" } else { "single" },
             self.capacity,
             self.layers,
             self.exclusive,
+            self.pools,
+            if self.churn { " churn" } else { "" },
             ["busy-spin", "yielding", "blocking", "sleeping"][self.wait as usize],
             self.publish_batch,
             self.max_batch,
@@ -186,60 +218,329 @@ impl ringmq::ExclusiveHandler<Ev> for Checker {
     }
 }
 
+/// One bit per sequence: which events a pool has handled, shared by its workers.
+struct Bitmap(Vec<AtomicU64>);
+
+impl Bitmap {
+    fn new(bits: u64) -> Self {
+        Self((0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect())
+    }
+    /// Marks `seq`; false if it was marked already.
+    fn mark(&self, seq: i64) -> bool {
+        let bit = 1u64 << (seq % 64);
+        // Relaxed: the pool's claim protocol is what is under test; the bitmap only records.
+        self.0[seq as usize / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+}
+
+/// A pool worker's checks: intact payload, the stamps of exclusive layers before it, increasing
+/// sequences (and producer numbers) within the worker, and exactly once across the pool.
+struct WorkerChecker {
+    pool: String,
+    layer: usize,
+    exclusive_before: Vec<usize>,
+    last_seq: i64,
+    last_n: Vec<Option<u64>>,
+    handled: u64,
+    seen: Arc<Bitmap>,
+    out: mpsc::Sender<Report>,
+}
+
+impl WorkerChecker {
+    fn check(&mut self, e: &Ev, seq: i64) {
+        assert!(seq > self.last_seq, "{}: a worker went back", self.pool);
+        self.last_seq = seq;
+        assert!(self.seen.mark(seq), "{}: {seq} handled twice", self.pool);
+        assert_eq!(
+            e.check,
+            checksum(e.producer, e.n),
+            "{}: torn at {seq}",
+            self.pool
+        );
+        let last = &mut self.last_n[e.producer as usize];
+        assert!(
+            last.is_none_or(|l| e.n > l),
+            "{}: producer order",
+            self.pool
+        );
+        *last = Some(e.n);
+        for &l in &self.exclusive_before {
+            assert_eq!(e.stamps[l], stamp(e, l), "{}: missed layer {l}", self.pool);
+        }
+        self.handled += 1;
+    }
+}
+
+impl EventHandler<Ev> for WorkerChecker {
+    fn on_event(&mut self, e: &Ev, seq: i64, _: bool) {
+        self.check(e, seq);
+    }
+    fn on_shutdown(&mut self) {
+        let _ = self.out.send((self.pool.clone(), self.handled));
+    }
+}
+
+impl ringmq::ExclusiveHandler<Ev> for WorkerChecker {
+    fn on_event(&mut self, e: &mut Ev, seq: i64, _: bool) {
+        self.check(e, seq);
+        e.stamps[self.layer] = stamp(e, self.layer);
+    }
+    fn on_shutdown(&mut self) {
+        let _ = self.out.send((self.pool.clone(), self.handled));
+    }
+}
+
 fn run<S: ringmq::Sequencer, W: WaitStrategy>(
     sc: &Scenario,
     mut b: Builder<Ev, S, W>,
     spawn_producers: impl FnOnce(ringmq::Producer<Ev, S, W>) -> Vec<std::thread::JoinHandle<()>>,
 ) {
+    let total = sc.per_producer * sc.producers as u64;
     let (tx, rx) = mpsc::channel();
-    let mut previous: Vec<ringmq::ConsumerId> = Vec::new();
-    let mut consumers = 0;
+    let mut previous: Vec<ConsumerId> = Vec::new();
+    // Every stage, by layer, and how many stages report (a pool reports once per worker).
+    let mut stages: Vec<Vec<ConsumerId>> = Vec::new();
+    let mut expected: HashMap<String, u64> = HashMap::new();
     for (layer, &width) in sc.layers.iter().enumerate() {
         let exclusive_before: Vec<usize> = (0..layer).filter(|&l| sc.exclusive[l]).collect();
         let mut this_layer = Vec::new();
-        for i in 0..width {
-            let checker = Checker {
-                name: format!("L{layer}.{i}"),
-                layer,
-                exclusive_before: exclusive_before.clone(),
-                next_seq: 0,
-                next_n: vec![0; sc.producers as usize],
-                out: tx.clone(),
+        if let Some(batch) = sc.pools[layer] {
+            let name = format!("L{layer}.pool");
+            let seen = Arc::new(Bitmap::new(total));
+            let worker = |i: usize| {
+                WorkerChecker {
+                    pool: name.clone(),
+                    layer,
+                    exclusive_before: exclusive_before.clone(),
+                    last_seq: -1,
+                    last_n: vec![None; sc.producers as usize],
+                    handled: 0,
+                    seen: seen.clone(),
+                    out: tx.clone(),
+                }
+                .named(i)
             };
-            let name = checker.name.clone();
             let id = if sc.exclusive[layer] {
-                let mut c = Consumer::exclusive_with_handler(name, move || checker);
-                if let Some(m) = sc.max_batch {
-                    c = c.max_batch(m);
-                }
-                b.add_after(&previous, c).unwrap()
+                let pool = WorkPool::new(name.clone(), width, |i| {
+                    let (n, w) = worker(i);
+                    Consumer::exclusive_with_handler(n, move || w)
+                });
+                b.add_pool(&previous, pool.batch(batch)).unwrap()
             } else {
-                let mut c = Consumer::with_handler(name, move || checker);
-                if let Some(m) = sc.max_batch {
-                    c = c.max_batch(m);
-                }
-                if sc.wait != 0 && i == 1 {
-                    // A consumer with its own polling strategy beside the queue's.
-                    c = c.wait_strategy(PollingWait::Yielding);
-                }
-                b.add_after(&previous, c).unwrap()
+                let pool = WorkPool::new(name.clone(), width, |i| {
+                    let (n, w) = worker(i);
+                    Consumer::with_handler(n, move || w)
+                });
+                b.add_pool(&previous, pool.batch(batch)).unwrap()
             };
+            *expected.entry(name).or_default() += width as u64;
             this_layer.push(id);
-            consumers += 1;
+        } else {
+            for i in 0..width {
+                let checker = Checker {
+                    name: format!("L{layer}.{i}"),
+                    layer,
+                    exclusive_before: exclusive_before.clone(),
+                    next_seq: 0,
+                    next_n: vec![0; sc.producers as usize],
+                    out: tx.clone(),
+                };
+                let name = checker.name.clone();
+                expected.insert(name.clone(), 1);
+                let id = if sc.exclusive[layer] {
+                    let mut c = Consumer::exclusive_with_handler(name, move || checker);
+                    if let Some(m) = sc.max_batch {
+                        c = c.max_batch(m);
+                    }
+                    b.add_after(&previous, c).unwrap()
+                } else {
+                    let mut c = Consumer::with_handler(name, move || checker);
+                    if let Some(m) = sc.max_batch {
+                        c = c.max_batch(m);
+                    }
+                    if sc.wait != 0 && i == 1 {
+                        // A consumer with its own polling strategy beside the queue's.
+                        c = c.wait_strategy(PollingWait::Yielding);
+                    }
+                    b.add_after(&previous, c).unwrap()
+                };
+                this_layer.push(id);
+            }
         }
+        stages.push(this_layer.clone());
         previous = this_layer;
     }
     drop(tx);
-    let (producer, queue) = b.build().unwrap();
-    for t in spawn_producers(producer) {
+    let (producer, mut queue) = b.build().unwrap();
+    let producers = spawn_producers(producer);
+    if sc.churn {
+        churn(sc, &mut queue, &stages, &producers, &mut Rng(sc.churn_seed));
+    }
+    for t in producers {
         t.join().unwrap();
     }
     queue.shutdown().unwrap();
-    let total = sc.per_producer * sc.producers as u64;
-    let reports: Vec<Report> = rx.iter().collect();
-    assert_eq!(reports.len(), consumers, "every consumer reports");
-    for (name, count) in reports {
+    let mut reports: HashMap<String, (u64, u64)> = HashMap::new();
+    for (name, count) in rx.iter() {
+        let r = reports.entry(name).or_default();
+        r.0 += 1;
+        r.1 += count;
+    }
+    assert_eq!(reports.len(), expected.len(), "every stage reports");
+    for (name, (reported, count)) in reports {
+        assert_eq!(reported, expected[&name], "{name}: every worker reports");
         assert_eq!(count, total, "{name} verified {count} of {total} events");
+    }
+}
+
+impl WorkerChecker {
+    fn named(self, i: usize) -> (String, Self) {
+        (format!("{}.{i}", self.pool), self)
+    }
+}
+
+/// What a stage added at runtime saw: (sequence, event).
+type Log = Arc<Mutex<Vec<(i64, Ev)>>>;
+
+/// Adds a consumer, a pool or a poller after a random stage (or right after the producers) while
+/// the producers run, lets it handle events for a while, removes it, and checks what it saw.
+/// Bounded: a few rounds, and each stops waiting once the producers are done.
+fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
+    sc: &Scenario,
+    queue: &mut ringmq::Disruptor<Ev, S, W>,
+    stages: &[Vec<ConsumerId>],
+    producers: &[std::thread::JoinHandle<()>],
+    rng: &mut Rng,
+) {
+    let done = || producers.iter().all(|t| t.is_finished());
+    // A new stage must be ordered after every exclusive stage (they write while others wait).
+    let after_exclusive = sc.exclusive.iter().rposition(|&x| x);
+    for round in 0..6 {
+        if done() {
+            break;
+        }
+        let layer = match after_exclusive {
+            Some(x) => Some(x + rng.below((stages.len() - x) as u64) as usize),
+            None => (rng.chance(70)).then(|| rng.below(stages.len() as u64) as usize),
+        };
+        let upstream: Vec<ConsumerId> = match layer {
+            Some(l) => {
+                let ids = &stages[l];
+                vec![ids[rng.below(ids.len() as u64) as usize]]
+            }
+            None => Vec::new(),
+        };
+        // Stamps the new stage must see: exclusive layers at or before the one it follows.
+        let stamped: Vec<usize> = match layer {
+            Some(l) => (0..=l).filter(|&x| sc.exclusive[x]).collect(),
+            None => Vec::new(),
+        };
+        let wanted = 1 + rng.below(2_000) as i64;
+        let log: Log = Default::default();
+        let what = rng.below(3);
+        let first;
+        if what == 2 {
+            let mut poller = queue.add_poller(&upstream).unwrap();
+            first = poller.sequence() + 1;
+            let mut got = 0;
+            while got < wanted && !done() {
+                let state = poller.poll_timeout(Duration::from_millis(5), |e, seq, _| {
+                    log.lock().unwrap().push((seq, *e));
+                    true
+                });
+                if let PollState::Processed(n) = state {
+                    got += n as i64;
+                }
+            }
+            drop(poller);
+            let log = log.lock().unwrap();
+            check_log(
+                &format!("round {round} poller"),
+                &log,
+                first,
+                &stamped,
+                true,
+            );
+        } else {
+            let l = log.clone();
+            let record = move |e: &Ev, seq: i64, _: bool| l.lock().unwrap().push((seq, *e));
+            let id = if what == 0 {
+                queue
+                    .add_consumer(&upstream, Consumer::new("churn", record))
+                    .unwrap()
+            } else {
+                let workers = 1 + rng.below(3) as usize;
+                let pool = WorkPool::new("churn-pool", workers, |_| {
+                    Consumer::new("churn-worker", record.clone())
+                });
+                queue
+                    .add_pool(&upstream, pool.batch(1 + rng.below(8) as usize))
+                    .unwrap()
+            };
+            first = queue.first_sequence(id).unwrap();
+            let tracker = queue.tracker(id).unwrap();
+            while !done() {
+                if tracker
+                    .wait_processed(first + wanted, Duration::from_millis(5))
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+            let report = queue.remove(id).unwrap();
+            let mut log = log.lock().unwrap();
+            let name = format!(
+                "round {round} {}",
+                if what == 0 { "consumer" } else { "pool" }
+            );
+            if what == 0 {
+                check_log(&name, &log, first, &stamped, true);
+                let last = log.last().map_or(first - 1, |x| x.0);
+                assert_eq!(report.consumers[0].last_sequence, last, "{name}: report");
+            } else {
+                // Workers interleave: sort, then everything up to the slowest worker's end
+                // must be there exactly once.
+                log.sort_unstable_by_key(|x| x.0);
+                let upto = report
+                    .consumers
+                    .iter()
+                    .map(|c| c.last_sequence)
+                    .min()
+                    .unwrap();
+                let below: Vec<(i64, Ev)> = log.iter().copied().filter(|x| x.0 <= upto).collect();
+                check_log(&name, &below, first, &stamped, false);
+                assert_eq!(below.len() as i64, upto - first + 1, "{name}: lost events");
+                for w in log.windows(2) {
+                    assert!(w[0].0 < w[1].0, "{name}: {} handled twice", w[1].0);
+                }
+            }
+        }
+    }
+}
+
+/// Checks a runtime stage's log: contiguous from `first` (`from_first`: and starting there), intact
+/// payloads, the stamps of the exclusive layers before it.
+fn check_log(name: &str, log: &[(i64, Ev)], first: i64, stamped: &[usize], from_first: bool) {
+    for (i, (seq, e)) in log.iter().enumerate() {
+        if from_first || i > 0 {
+            assert_eq!(
+                *seq,
+                first + i as i64,
+                "{name}: gap or duplicate (joined at {first})"
+            );
+        }
+        assert_eq!(
+            e.check,
+            checksum(e.producer, e.n),
+            "{name}: overwritten or torn at {seq}"
+        );
+        for &l in stamped {
+            assert_eq!(
+                e.stamps[l],
+                stamp(e, l),
+                "{name}: missed layer {l} at {seq}"
+            );
+        }
     }
 }
 
