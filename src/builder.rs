@@ -6,6 +6,11 @@
 //! stage (each sees every event); chains are pipelines; two stages joined by a third are a diamond.
 //! Only the consumers nothing depends on gate the producers.
 //!
+//! Besides consumers, a stage can be a [`WorkPool`] ([`Builder::add_pool`]: N workers, each event
+//! to exactly one of them) or a [`Poller`](crate::Poller) ([`Builder::add_poller`]: no thread, the
+//! owner polls). The same three can join a running queue through [`Disruptor::add_consumer`],
+//! [`Disruptor::add_pool`] and [`Disruptor::add_poller`].
+//!
 //! Nothing runs until [`Builder::build`]: it checks the graph, starts one named thread per consumer
 //! (pinned if asked) and returns the producer handle and the running [`Disruptor`]. Dropping a
 //! builder starts nothing.

@@ -190,6 +190,23 @@ impl RetryPolicy {
 }
 
 /// What a consumer does when its handler panics.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, PanicPolicy, Yielding};
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// // A metrics consumer whose failure must not stop the queue: skip the bad event.
+/// b.add(Consumer::new("metrics", |v: &u64, _, _| assert!(*v != 13, "unlucky"))
+///     .on_panic(PanicPolicy::SkipEvent))?;
+/// let (mut producer, queue) = b.build()?;
+/// for v in 10..20 {
+///     producer.publish(|e| *e = v)?;
+/// }
+/// drop(producer);
+/// let report = queue.shutdown()?;
+/// assert_eq!(report.consumers[0].skipped, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PanicPolicy {
     /// Halt the whole queue: other consumers stop at their next batch, producers get

@@ -3,6 +3,15 @@
 use std::fmt;
 
 /// Why a queue, or a stage added to or removed from a running one, could not be built.
+///
+/// ```
+/// use ringmq::{BuildError, Builder, Yielding};
+///
+/// let err = Builder::single_producer(1000, || 0u64, Yielding).err().unwrap();
+/// assert!(matches!(err, BuildError::Capacity { requested: 1000, .. }));
+/// // The message says what to change:
+/// assert!(err.to_string().contains("1024"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {

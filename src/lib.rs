@@ -18,7 +18,22 @@
 //! - **Stage / graph**: consumers added with [`Builder::add`] see every event (multicast);
 //!   [`Builder::add_after`] orders them into pipelines, diamonds, any DAG. An *exclusive* consumer
 //!   ([`Consumer::exclusive`]) may change events in place for later stages.
-//! - **Gating**: producers never lap the last consumers of the graph.
+//! - **Work pool** ([`WorkPool`]): N worker threads that form one stage; each event is handled by
+//!   exactly one of them (the first free worker claims the next small batch), and later stages
+//!   depend on the pool as a whole. One-of-many, where a plain stage is one-to-many.
+//! - **Poller** ([`Poller`]): a stage without a thread, for a loop you own: `poll` hands over what
+//!   is available and says whether it was [`PollState::Gated`] or [`PollState::Idle`]; dropping it
+//!   removes it from gating.
+//! - **Gating**: producers never lap the last consumers of the graph. The set of gating sequences
+//!   changes while running ([`Disruptor::add_consumer`], [`Disruptor::add_pool`],
+//!   [`Disruptor::add_poller`], [`Disruptor::remove`]); a joining stage starts after what is
+//!   already published and can never read a slot a producer is about to overwrite.
+//! - **Receipts** ([`Tracker`]): `publish` returns the event's sequence; a tracker tells whether a
+//!   stage, or the whole graph, has processed it ([`Tracker::is_processed`],
+//!   [`Tracker::wait_processed`] with a timeout).
+//! - **Failures**: a handler panic follows the consumer's [`PanicPolicy`]; a
+//!   [`FallibleHandler`] may instead ask for its batch to be replayed ([`Retry`]), up to its
+//!   [`RetryPolicy`], before the panic policy applies.
 //! - **Wait strategy** ([`wait`]): how threads wait: [`BusySpin`], [`Yielding`], [`Sleeping`],
 //!   [`Blocking`]; the [`wait`] module says when to pick which.
 //!
