@@ -71,7 +71,10 @@ fn stage_after_a_pool_waits_for_the_worker_that_took_the_event() {
 /// a slot it had yet to read), and the join's grace period never deadlocks with the producer.
 #[test]
 fn joining_consumer_never_reads_an_overwritten_slot() {
-    loom::model(|| {
+    let mut model = loom::model::Builder::new();
+    // Four threads, and the grace period's wait loop: bound 2 did not finish in 6 minutes.
+    model.preemption_bound = Some(1);
+    model.check(|| {
         let base: Out = Default::default();
         let joined: Out = Default::default();
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
@@ -98,7 +101,10 @@ fn joining_consumer_never_reads_an_overwritten_slot() {
 /// event.
 #[test]
 fn removed_consumer_stops_gating() {
-    loom::model(|| {
+    let mut model = loom::model::Builder::new();
+    // Four threads, and the grace period's wait loop: bound 2 did not finish in 6 minutes.
+    model.preemption_bound = Some(1);
+    model.check(|| {
         let kept: Out = Default::default();
         let gone: Out = Default::default();
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
