@@ -748,15 +748,24 @@ fn workpool(c: &mut Criterion) {
         .map(|count| {
             let (rx, count) = (rx.clone(), count.clone());
             std::thread::spawn(move || {
+                // Publishes its count whenever it finds the channel empty, before blocking: a
+                // worker that took the last value, or whose values another took, always does.
                 let mut n = 0;
-                while let Ok(v) = rx.recv() {
-                    std::hint::black_box(v);
-                    n += 1;
-                    if rx.is_empty() {
-                        count.store(n, Ordering::Release);
+                let mut block = false;
+                loop {
+                    match Got::crossbeam(&rx, block) {
+                        Got::Value(v) => {
+                            std::hint::black_box(v);
+                            n += 1;
+                            block = false;
+                        }
+                        Got::Empty => {
+                            count.store(n, Ordering::Release);
+                            block = true;
+                        }
+                        Got::Closed => return,
                     }
                 }
-                count.store(n, Ordering::Release);
             })
         })
         .collect();

@@ -11,7 +11,8 @@
 //! park). The producer publishes event `i` at `start + i / rate`, stamped with that *intended*
 //! time, so a stall counts against every event it delayed (no coordinated omission). One-way: the
 //! consumer records `now - stamp`. Round trip: an echo thread sends each event back through a
-//! second queue; the producer waits for it and records `now - stamp`. Clocks: one `Instant`,
+//! second queue; the producer waits for it and records `now - stamp`. The first tenth of the
+//! events warms up and is not recorded. Clocks: one `Instant`,
 //! shared by both threads.
 
 use std::io::Write as _;
@@ -57,9 +58,33 @@ struct Run {
 }
 
 impl Run {
+    /// The events before this one warm up (threads scheduled, caches and pages touched) and are
+    /// not recorded: a tenth of the run.
+    fn warm_up(&self) -> u64 {
+        self.events / 10
+    }
+
+    /// The stamp of event `i`: its intended send time, after waiting for it; 0 (not recorded)
+    /// during the warm-up.
+    fn stamp(&self, i: u64) -> u64 {
+        let at = self.clock.until(self.due(i));
+        if i < self.warm_up() {
+            0
+        } else {
+            at
+        }
+    }
+
     fn due(&self, i: u64) -> u64 {
         // A short head start, so the first events are not already late.
         1_000_000 + i * self.period_ns
+    }
+}
+
+/// Records `now - stamp`, unless the stamp marks a warm-up event (0).
+fn record(h: &mut Histogram<u64>, clock: Clock, stamp: u64) {
+    if stamp != 0 {
+        let _ = h.record(clock.now().saturating_sub(stamp).max(1));
     }
 }
 
@@ -72,9 +97,7 @@ struct Record {
 
 impl ringmq::EventHandler<u64> for Record {
     fn on_event(&mut self, stamp: &u64, _: i64, _: bool) {
-        let _ = self
-            .h
-            .record(self.clock.now().saturating_sub(*stamp).max(1));
+        record(&mut self.h, self.clock, *stamp);
     }
     fn on_shutdown(&mut self) {
         let _ = self.out.send(std::mem::replace(&mut self.h, histogram()));
@@ -97,7 +120,7 @@ fn ringmq_one_way(run: &Run) -> Histogram<u64> {
     let (mut p, queue) = b.build().unwrap();
     pin(0);
     for i in 0..run.events {
-        let stamp = clock.until(run.due(i));
+        let stamp = run.stamp(i);
         p.publish(|e| *e = stamp).unwrap();
     }
     drop(p);
@@ -114,7 +137,7 @@ fn disruptor_one_way(run: &Run) -> Histogram<u64> {
         .pin_at_core(1)
         .handle_events_with(move |stamp: &u64, _, _| {
             if let Some(h) = h.as_mut() {
-                let _ = h.record(clock.now().saturating_sub(*stamp).max(1));
+                record(h, clock, *stamp);
             }
             left -= 1;
             if left == 0 {
@@ -124,7 +147,7 @@ fn disruptor_one_way(run: &Run) -> Histogram<u64> {
         .build();
     pin(0);
     for i in 0..run.events {
-        let stamp = clock.until(run.due(i));
+        let stamp = run.stamp(i);
         disruptor::Producer::publish(&mut p, |e| *e = stamp);
     }
     let h = rx.recv().unwrap();
@@ -146,13 +169,13 @@ fn channel_one_way<Tx: FnMut(u64) + Send, Rx: FnMut() -> Option<u64> + Send + 's
         let mut h = histogram();
         for _ in 0..events {
             let stamp = recv().expect("producer ended early");
-            let _ = h.record(clock.now().saturating_sub(stamp).max(1));
+            record(&mut h, clock, stamp);
         }
         h
     });
     pin(0);
     for i in 0..run.events {
-        send(clock.until(run.due(i)));
+        send(run.stamp(i));
     }
     consumer.join().unwrap()
 }
@@ -166,11 +189,11 @@ fn round_trip(
     pin(0);
     let mut h = histogram();
     for i in 0..run.events {
-        let stamp = run.clock.until(run.due(i));
+        let stamp = run.stamp(i);
         send(stamp);
         let echoed = back();
         assert_eq!(echoed, stamp, "echo out of order");
-        let _ = h.record(run.clock.now().saturating_sub(stamp).max(1));
+        record(&mut h, run.clock, stamp);
     }
     h
 }
@@ -387,7 +410,11 @@ fn main() {
         // Each on a fresh thread, which pins itself to core 0 once its queue is built (the
         // disruptor crate checks the core it is asked to pin to against the builder's mask).
         let h = std::thread::spawn(move || measure(&run)).join().unwrap();
-        assert_eq!(h.len(), events, "{mode} {name}: every event measured");
+        assert_eq!(
+            h.len(),
+            events - events / 10,
+            "{mode} {name}: every event after the warm-up measured"
+        );
         rows.push((mode, name, percentiles(&h)));
     }
     println!("\r  measured {total}/{total}{:40}", "");
