@@ -37,6 +37,19 @@ static NEXT_BUILDER_ID: AtomicU64 = AtomicU64::new(0);
 /// A stage (consumer, work pool or poller) of a [`Builder`] or a running [`Disruptor`]: pass it to
 /// [`Builder::add_after`] to depend on it, to [`Disruptor::tracker`] to follow it, to
 /// [`Disruptor::remove`] to stop it.
+///
+/// ```
+/// use ringmq::{BuildError, Builder, Consumer, Yielding};
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// let parse = b.add(Consumer::new("parse", |_: &u64, _, _| {}))?;
+/// b.add_after(&[parse], Consumer::new("store", |_: &u64, _, _| {}))?;
+/// // A handle belongs to its builder: another queue refuses it.
+/// let mut other = Builder::single_producer(64, || 0u64, Yielding)?;
+/// let refused = other.add_after(&[parse], Consumer::new("x", |_: &u64, _, _| {}));
+/// assert!(matches!(refused, Err(BuildError::ForeignConsumer { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConsumerId {
     pub(crate) builder: u64,

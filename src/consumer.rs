@@ -71,6 +71,30 @@ pub trait EventHandler<E> {
 /// The builder accepts such a handler only where no other consumer can read the event at the same
 /// time (every other consumer is before or after it in the graph), which is what makes `&mut E`
 /// sound.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, ExclusiveHandler, Yielding};
+///
+/// #[derive(Default)]
+/// struct Order { price: u64, fee: u64 }
+///
+/// /// Fills in each order's fee, for the stages after it.
+/// struct Fees { rate: u64 }
+/// impl ExclusiveHandler<Order> for Fees {
+///     fn on_event(&mut self, order: &mut Order, _seq: i64, _end_of_batch: bool) {
+///         order.fee = order.price * self.rate / 100;
+///     }
+/// }
+///
+/// let mut b = Builder::single_producer(64, Order::default, Yielding)?;
+/// let fees = b.add(Consumer::exclusive_with_handler("fees", || Fees { rate: 2 }))?;
+/// b.add_after(&[fees], Consumer::new("check", |o: &Order, _, _| assert_eq!(o.fee, 2)))?;
+/// let (mut producer, queue) = b.build()?;
+/// producer.publish(|o| o.price = 100)?;
+/// drop(producer);
+/// queue.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait ExclusiveHandler<E> {
     /// Handles, and may change, the event at `sequence`.
     fn on_event(&mut self, event: &mut E, sequence: i64, end_of_batch: bool);
@@ -137,6 +161,12 @@ pub trait FallibleHandler<E> {
 
 /// A fallible handler's request to replay its current batch, with the reason (reported if the
 /// retries run out).
+///
+/// ```
+/// use ringmq::Retry;
+/// let retry = Retry::new("database busy");
+/// assert_eq!(retry.reason(), "database busy");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retry {
     reason: String,

@@ -67,6 +67,23 @@ pub(crate) struct Running {
 }
 
 /// What a clean shutdown (or a removal) reports.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, Yielding};
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// b.add(Consumer::new("log", |_: &u64, _, _| {}))?;
+/// let (mut producer, queue) = b.build()?;
+/// for i in 0..10 {
+///     producer.publish(|e| *e = i)?;
+/// }
+/// drop(producer);
+/// let report = queue.shutdown()?;
+/// let log = &report.consumers[0];
+/// assert_eq!((log.name.as_str(), log.last_sequence, log.skipped), ("log", 9, 0));
+/// assert!(log.panic.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// One entry per consumer thread (each worker of a pool has its own), in the order they were

@@ -159,6 +159,24 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Why a publish did not happen.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, PublishError, Yielding};
+///
+/// let mut b = Builder::single_producer(2, || 0u64, Yielding)?;
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// // A consumer that waits for a go-ahead, so the ring fills up.
+/// b.add(Consumer::new("slow", move |_: &u64, _, _| { let _ = rx.recv(); }))?;
+/// let (mut producer, queue) = b.build()?;
+/// producer.publish(|e| *e = 1)?;
+/// producer.publish(|e| *e = 2)?;
+/// // Full: `try_publish` says so at once instead of waiting.
+/// assert_eq!(producer.try_publish(|e| *e = 3), Err(PublishError::Full));
+/// drop(tx); // release the consumer
+/// drop(producer);
+/// queue.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PublishError {
@@ -227,6 +245,28 @@ impl fmt::Display for PublishError {
 impl std::error::Error for PublishError {}
 
 /// What went wrong while shutting a queue down.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, ShutdownError, Yielding};
+///
+/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+/// b.add(Consumer::new("picky", |v: &u64, _, _| assert!(*v < 3, "too big")))?;
+/// let (mut producer, queue) = b.build()?;
+/// for v in 0..5 {
+///     // The handler's panic halts the queue (the default policy): publishes may fail after it.
+///     if producer.publish(|e| *e = v).is_err() {
+///         break;
+///     }
+/// }
+/// drop(producer);
+/// match queue.shutdown() {
+///     Err(ShutdownError::ConsumerPanicked { consumer, sequence, .. }) => {
+///         assert_eq!((consumer.as_str(), sequence), ("picky", 3));
+///     }
+///     other => panic!("expected the panic, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShutdownError {
