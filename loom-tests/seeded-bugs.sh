@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shows that each loom model can fail: for each seeded bug (an ordering weakened, or the step a
 # model guards removed), copy the tree, apply the bug, run the model meant to catch it, and report
-# whether it did. Usage: bash loom-tests/seeded-bugs.sh [name-filter]. Takes a while (each bug
+# whether it did. Usage: bash loom-tests/seeded-bugs.sh [name-regex]. Takes a while (each bug
 # rebuilds the crate); not part of CI. Results are listed in loom-tests/README.md.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,7 +59,7 @@ fi
 caught=0; missed=0
 for entry in "${bugs[@]}"; do
   IFS='|' read -r name file subst model <<<"$entry"
-  [[ -n "$filter" && "$name" != *"$filter"* ]] && continue
+  [[ -n "$filter" && ! "$name" =~ $filter ]] && continue
   copy_tree
   before=$(md5sum "$work/tree/$file")
   perl -0pi -e "$subst" "$work/tree/$file"
