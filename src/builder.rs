@@ -165,6 +165,11 @@ impl<E: Send + Sync + 'static, W: WaitStrategy> Builder<E, Single, W> {
     /// # Errors
     /// [`BuildError::Capacity`] unless `capacity` is a power of two (1 to 2^30); the message names
     /// the nearest valid capacities.
+    ///
+    /// ```
+    /// let b = ringmq::Builder::single_producer(1024, || 0u64, ringmq::Yielding)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn single_producer(
         capacity: usize,
         factory: impl FnMut() -> E,
@@ -180,6 +185,12 @@ impl<E: Send + Sync + 'static, W: WaitStrategy> Builder<E, Multi, W> {
     ///
     /// # Errors
     /// As [`Builder::single_producer`].
+    ///
+    /// ```
+    /// // Clone the producer handle once per publishing thread.
+    /// let b = ringmq::Builder::multi_producer(1024, String::new, ringmq::Blocking::new())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn multi_producer(
         capacity: usize,
         factory: impl FnMut() -> E,
@@ -204,6 +215,15 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     ///
     /// # Errors
     /// None today; the `Result` keeps the signature of [`add_after`](Self::add_after).
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// // Both see every event (multicast).
+    /// b.add(Consumer::new("journal", |_: &u64, _, _| {}))?;
+    /// b.add(Consumer::new("replicate", |_: &u64, _, _| {}))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add<H: IntoProcess<E>>(
         &mut self,
         consumer: crate::Consumer<E, H>,
@@ -217,6 +237,16 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     /// # Errors
     /// [`BuildError::ForeignConsumer`] if a handle comes from another builder,
     /// [`BuildError::PollerUpstream`] if it names a poller.
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// let decode = b.add(Consumer::new("decode", |_: &u64, _, _| {}))?;
+    /// let journal = b.add(Consumer::new("journal", |_: &u64, _, _| {}))?;
+    /// // Sees an event once both are done with it (a diamond).
+    /// b.add_after(&[decode, journal], Consumer::new("logic", |_: &u64, _, _| {}))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_after<H: IntoProcess<E>>(
         &mut self,
         upstream: &[ConsumerId],
@@ -230,6 +260,16 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     ///
     /// # Errors
     /// As [`add_after`](Self::add_after).
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, WorkPool, Yielding};
+    /// let mut b = Builder::multi_producer(64, || 0u64, Yielding)?;
+    /// let pool = b.add_pool(&[], WorkPool::new("serve", 4, |i| {
+    ///     Consumer::new(format!("serve-{i}"), |_: &u64, _, _| {})
+    /// }))?;
+    /// b.add_after(&[pool], Consumer::new("audit", |_: &u64, _, _| {}))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_pool<H: IntoProcess<E>>(
         &mut self,
         upstream: &[ConsumerId],
@@ -244,6 +284,13 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     ///
     /// # Errors
     /// As [`add_after`](Self::add_after).
+    ///
+    /// ```
+    /// use ringmq::{Builder, Yielding};
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// let id = b.add_poller(&[])?; // take it with `Disruptor::take_poller(id)` after `build`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_poller(&mut self, upstream: &[ConsumerId]) -> Result<ConsumerId, BuildError> {
         let name = format!("poller-{}", self.nodes.len());
         self.push(upstream, Pending::poller(name))
@@ -282,6 +329,17 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     /// # Errors
     /// [`BuildError::NoConsumers`], [`BuildError::NotExclusive`] (an exclusive stage that another
     /// consumer could read concurrently), [`BuildError::NoSuchCore`], [`BuildError::Spawn`].
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, Yielding};
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// let (mut producer, queue) = b.build()?; // threads start here
+    /// producer.publish(|e| *e = 1)?;
+    /// drop(producer);
+    /// queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[allow(clippy::type_complexity)]
     pub fn build(self) -> Result<(Producer<E, S, W>, Disruptor<E, S, W>), BuildError> {
         if self.nodes.is_empty() {

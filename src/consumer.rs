@@ -174,6 +174,11 @@ pub struct Retry {
 
 impl Retry {
     /// Asks for the current batch to be replayed because of `reason`.
+    ///
+    /// ```
+    /// let r = ringmq::Retry::new("timeout talking to the database");
+    /// assert_eq!(r.reason(), "timeout talking to the database");
+    /// ```
     pub fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -181,6 +186,10 @@ impl Retry {
     }
 
     /// Why the batch failed.
+    ///
+    /// ```
+    /// assert_eq!(ringmq::Retry::new("busy").reason(), "busy");
+    /// ```
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -204,16 +213,31 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// Replays a failed batch up to `attempts` times, sleeping `pause` before each replay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = ringmq::RetryPolicy::new(3, Duration::from_millis(5));
+    /// assert_eq!((p.attempts(), p.pause()), (3, Duration::from_millis(5)));
+    /// ```
     pub fn new(attempts: u32, pause: Duration) -> Self {
         Self { attempts, pause }
     }
 
     /// The number of replays after the first failure.
+    ///
+    /// ```
+    /// assert_eq!(ringmq::RetryPolicy::new(2, std::time::Duration::ZERO).attempts(), 2);
+    /// ```
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// The pause before each replay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(ringmq::RetryPolicy::new(1, Duration::from_secs(1)).pause(), Duration::from_secs(1));
+    /// ```
     pub fn pause(&self) -> Duration {
         self.pause
     }
@@ -289,6 +313,13 @@ pub struct Consumer<E, H> {
 
 impl<E> Consumer<E, ()> {
     /// A consumer that calls `f(event, sequence, end_of_batch)` for each event.
+    ///
+    /// ```
+    /// let printer = ringmq::Consumer::new("print", |n: &u64, seq, _end_of_batch| {
+    ///     println!("{seq}: {n}");
+    /// });
+    /// assert_eq!(printer.name(), "print");
+    /// ```
     pub fn new<F>(name: impl Into<String>, f: F) -> Consumer<E, SharedFn<F>>
     where
         F: FnMut(&E, i64, bool) + Send + 'static,
@@ -299,6 +330,13 @@ impl<E> Consumer<E, ()> {
 
     /// A consumer that may change each event in place: `f(&mut event, sequence, end_of_batch)`.
     /// See [`ExclusiveHandler`] for where the builder accepts it.
+    ///
+    /// ```
+    /// #[derive(Default)]
+    /// struct Order { qty: u64, total: u64 }
+    /// let price = ringmq::Consumer::exclusive("price", |o: &mut Order, _, _| o.total = o.qty * 10);
+    /// assert_eq!(price.name(), "price");
+    /// ```
     pub fn exclusive<F>(name: impl Into<String>, f: F) -> Consumer<E, ExclusiveFn<F>>
     where
         F: FnMut(&mut E, i64, bool) + Send + 'static,
@@ -310,6 +348,14 @@ impl<E> Consumer<E, ()> {
     /// A consumer whose handler may fail a batch and have it replayed: `f(event, sequence,
     /// end_of_batch)` returns `Err(Retry)` to replay (see [`FallibleHandler`] and
     /// [`Consumer::retry`]).
+    ///
+    /// ```
+    /// use ringmq::{Consumer, Retry};
+    /// let store = Consumer::fallible("store", |row: &u64, _, _| {
+    ///     if *row == u64::MAX { Err(Retry::new("bad row")) } else { Ok(()) }
+    /// });
+    /// assert_eq!(store.name(), "store");
+    /// ```
     pub fn fallible<F>(name: impl Into<String>, f: F) -> Consumer<E, FallibleFn<F>>
     where
         F: FnMut(&E, i64, bool) -> Result<(), Retry> + Send + 'static,
@@ -320,6 +366,22 @@ impl<E> Consumer<E, ()> {
 
     /// As [`fallible`](Self::fallible), with a [`FallibleHandler`] built by `factory` on the
     /// consumer's own thread.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, FallibleHandler, Retry};
+    /// struct Batcher { rows: Vec<u64> }
+    /// impl FallibleHandler<u64> for Batcher {
+    ///     fn on_event(&mut self, row: &u64, _: i64, end_of_batch: bool) -> Result<(), Retry> {
+    ///         self.rows.push(*row);
+    ///         if end_of_batch {
+    ///             self.rows.clear(); // write the batch; Err(Retry) would replay it
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let c = Consumer::fallible_with_handler("batch-writer", || Batcher { rows: Vec::new() });
+    /// assert_eq!(c.name(), "batch-writer");
+    /// ```
     pub fn fallible_with_handler<H, F>(
         name: impl Into<String>,
         factory: F,
@@ -334,6 +396,18 @@ impl<E> Consumer<E, ()> {
 
     /// A consumer whose [`EventHandler`] is built by `factory` on the consumer's own thread
     /// (per-consumer state that need not be `Send`).
+    ///
+    /// ```
+    /// use ringmq::{Consumer, EventHandler};
+    /// struct Count(u64);
+    /// impl EventHandler<u64> for Count {
+    ///     fn on_event(&mut self, _: &u64, _: i64, _: bool) { self.0 += 1; }
+    ///     fn on_shutdown(&mut self) { println!("counted {}", self.0); }
+    /// }
+    /// // The factory runs on the consumer's own thread, so the handler need not be `Send`.
+    /// let c = Consumer::with_handler("count", || Count(0));
+    /// assert_eq!(c.name(), "count");
+    /// ```
     pub fn with_handler<H, F>(name: impl Into<String>, factory: F) -> Consumer<E, SharedFactory<F>>
     where
         F: FnOnce() -> H + Send + 'static,
@@ -344,6 +418,16 @@ impl<E> Consumer<E, ()> {
     }
 
     /// As [`with_handler`](Self::with_handler), for an [`ExclusiveHandler`].
+    ///
+    /// ```
+    /// use ringmq::{Consumer, ExclusiveHandler};
+    /// struct Stamp(u64);
+    /// impl ExclusiveHandler<u64> for Stamp {
+    ///     fn on_event(&mut self, e: &mut u64, _: i64, _: bool) { *e += self.0; }
+    /// }
+    /// let c = Consumer::exclusive_with_handler("stamp", || Stamp(1));
+    /// assert_eq!(c.name(), "stamp");
+    /// ```
     pub fn exclusive_with_handler<H, F>(
         name: impl Into<String>,
         factory: F,
@@ -369,6 +453,11 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
 
     /// Pins the consumer's thread to this core (an id from `core_affinity::get_core_ids`).
     /// A core the machine does not have makes [`Builder::build`](crate::Builder::build) fail.
+    ///
+    /// ```
+    /// // Checked when the queue is built: a core that does not exist is a `BuildError::NoSuchCore`.
+    /// let c = ringmq::Consumer::new("hot", |_: &u64, _, _| {}).pin_to_core(0);
+    /// ```
     pub fn pin_to_core(mut self, core: usize) -> Self {
         self.options.pin = Some(core);
         self
@@ -376,24 +465,50 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
 
     /// Hands at most `n` events (at least 1) to the handler per batch, storing the consumer's
     /// sequence after each: frees slots sooner for producers, at a store per `n` events.
+    ///
+    /// ```
+    /// let c = ringmq::Consumer::new("small-batches", |_: &u64, _, _| {}).max_batch(64);
+    /// ```
     pub fn max_batch(mut self, n: usize) -> Self {
         self.options.max_batch = Some(n.max(1));
         self
     }
 
     /// Calls the handler's `on_timeout` whenever `timeout` passes with no event.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, EventHandler};
+    /// use std::time::Duration;
+    /// struct Heartbeat;
+    /// impl EventHandler<u64> for Heartbeat {
+    ///     fn on_event(&mut self, _: &u64, _: i64, _: bool) {}
+    ///     fn on_timeout(&mut self, last: i64) { println!("idle since {last}"); }
+    /// }
+    /// let c = Consumer::with_handler("hb", || Heartbeat).timeout(Duration::from_millis(100));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = Some(timeout);
         self
     }
 
     /// What to do when the handler panics; [`PanicPolicy::HaltAll`] by default.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, PanicPolicy};
+    /// let c = Consumer::new("metrics", |_: &u64, _, _| {}).on_panic(PanicPolicy::HaltConsumer);
+    /// ```
     pub fn on_panic(mut self, policy: PanicPolicy) -> Self {
         self.options.policy = policy;
         self
     }
 
     /// Waits with this polling strategy instead of the queue's (see [`PollingWait`]).
+    ///
+    /// ```
+    /// use ringmq::{Consumer, PollingWait};
+    /// // This consumer spins even if the queue's strategy blocks.
+    /// let c = Consumer::new("hot", |_: &u64, _, _| {}).wait_strategy(PollingWait::BusySpin);
+    /// ```
     pub fn wait_strategy(mut self, wait: PollingWait) -> Self {
         self.options.wait = Some(wait);
         self
@@ -401,12 +516,23 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
 
     /// How a [fallible](Consumer::fallible) handler's failed batches are replayed; without it a
     /// failed batch goes straight to the panic policy. No effect on other handlers.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, RetryPolicy};
+    /// use std::time::Duration;
+    /// let c = Consumer::fallible("db", |_: &u64, _, _| Ok(()))
+    ///     .retry(RetryPolicy::new(5, Duration::from_millis(20)));
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.options.retry = policy;
         self
     }
 
     /// The consumer's name.
+    ///
+    /// ```
+    /// assert_eq!(ringmq::Consumer::new("journal", |_: &u64, _, _| {}).name(), "journal");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -183,6 +183,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// # Errors
     /// [`ShutdownError::ConsumerPanicked`] if a handler panicked (under
     /// [`PanicPolicy::HaltAll`](crate::PanicPolicy) or `HaltConsumer`).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// producer.publish(|e| *e = 1)?;
+    /// let report = queue.shutdown()?; // drains: the sink handled event 0
+    /// assert_eq!(report.consumers[0].last_sequence, 0);
+    /// assert!(producer.publish(|e| *e = 2).is_err()); // refused afterwards
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(mut self) -> Result<ShutdownReport, ShutdownError> {
         self.shared.close();
         self.join(None)
@@ -194,6 +207,17 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     ///
     /// # Errors
     /// [`ShutdownError::Timeout`], and the errors of [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// producer.publish(|e| *e = 1)?;
+    /// queue.shutdown_timeout(Duration::from_secs(5))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
         self.shared.close();
         self.join(crate::sync::now().map(|n| n + timeout))
@@ -204,27 +228,84 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     ///
     /// # Errors
     /// As [`shutdown`](Self::shutdown).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// producer.publish(|e| *e = 1)?;
+    /// queue.halt()?; // stops at the next batch, without draining
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn halt(mut self) -> Result<ShutdownReport, ShutdownError> {
         self.shared.halt();
         self.join(None)
     }
 
     /// The highest sequence published (single producer) or claimed (multi producer).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// producer.publish(|e| *e = 1)?;
+    /// assert_eq!(queue.cursor(), 0);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cursor(&self) -> i64 {
         self.shared.sequencer.cursor()
     }
 
     /// Free slots right now, for monitoring.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// assert_eq!(queue.remaining_capacity(), 64);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remaining_capacity(&self) -> usize {
         self.shared.remaining_capacity()
     }
 
     /// The ring's capacity.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// assert_eq!(queue.capacity(), 64);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.shared.ring.capacity() as usize
     }
 
     /// Whether the queue still accepts publishes.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// assert!(queue.is_running());
+    /// drop(producer); // the last producer closes the queue
+    /// queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_running(&self) -> bool {
         self.shared.lifecycle.is_running()
     }
@@ -233,6 +314,18 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     ///
     /// # Errors
     /// [`BuildError::ForeignConsumer`], [`BuildError::Removed`].
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.tracker(sink)?.wait_processed(seq, Duration::from_secs(5))?;
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tracker(&self, stage: ConsumerId) -> Result<Tracker<E, S, W>, BuildError> {
         let index = self.index(stage)?;
         Ok(self.shared.gating.graph(|g| {
@@ -246,6 +339,18 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     }
 
     /// A [`Tracker`] for the whole graph: a sequence is processed once every stage has.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.graph_tracker().wait_processed(seq, Duration::from_secs(5))?; // every stage
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn graph_tracker(&self) -> Tracker<E, S, W> {
         Tracker::graph(self.shared.clone())
     }
@@ -255,6 +360,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     ///
     /// # Errors
     /// As [`tracker`](Self::tracker).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.tracker(sink)?.wait_processed(seq, Duration::from_secs(5))?;
+    /// assert_eq!(queue.lag(sink)?, 0);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lag(&self, stage: ConsumerId) -> Result<i64, BuildError> {
         let processed = self.tracker(stage)?.processed();
         Ok((self.cursor() - processed).max(0))
@@ -265,6 +383,17 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     ///
     /// # Errors
     /// As [`tracker`](Self::tracker).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// assert_eq!(queue.first_sequence(sink)?, 0); // built with the queue: sees everything
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn first_sequence(&self, stage: ConsumerId) -> Result<i64, BuildError> {
         let index = self.index(stage)?;
         Ok(self.shared.gating.graph(|g| g[index].first))
@@ -275,6 +404,21 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// # Errors
     /// [`BuildError::NoPoller`] if `id` is not a poller or was already taken,
     /// [`BuildError::ForeignConsumer`].
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let mut poller = queue.take_poller(id)?;
+    /// assert!(queue.take_poller(id).is_err()); // once only
+    /// producer.publish(|e| *e = 1)?;
+    /// assert_eq!(poller.poll(|_, _, _| true), ringmq::PollState::Processed(1));
+    /// # drop(poller);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn take_poller(&mut self, id: ConsumerId) -> Result<Poller<E, S, W>, BuildError> {
         let index = self.index(id)?;
         self.stages[index]
@@ -493,6 +637,21 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     ///
     /// # Errors
     /// As [`add_consumer`](Self::add_consumer).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let pool = queue.add_pool(&[sink], ringmq::WorkPool::new("resize", 2, |i| {
+    ///     Consumer::new(format!("resize-{i}"), |_: &u64, _, _| {})
+    /// }))?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.tracker(pool)?.wait_processed(seq, Duration::from_secs(5))?;
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_pool<H: IntoProcess<E>>(
         &mut self,
         upstream: &[ConsumerId],
@@ -506,6 +665,22 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     ///
     /// # Errors
     /// As [`add_consumer`](Self::add_consumer).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let mut poller = queue.add_poller(&[])?; // sees what is published from now on
+    /// let seq = producer.publish(|e| *e = 9)?;
+    /// let mut got = None;
+    /// poller.poll_timeout(Duration::from_secs(5), |e, s, _| { got = Some((s, *e)); true });
+    /// assert_eq!(got, Some((seq, 9)));
+    /// drop(poller); // no longer holds producers back
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_poller(&mut self, upstream: &[ConsumerId]) -> Result<Poller<E, S, W>, BuildError> {
         let name = format!("poller-{}", self.stages.len());
         let id = self.join_stage(upstream, Pending::poller(name))?;
@@ -589,6 +764,20 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     /// [`BuildError::HasDependents`] if a live stage comes after it, [`BuildError::PollerUpstream`]
     /// for a poller that was taken (drop it instead), [`BuildError::Removed`],
     /// [`BuildError::ForeignConsumer`].
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let audit = queue.add_consumer(&[sink], Consumer::new("audit", |_: &u64, _, _| {}))?;
+    /// assert!(queue.remove(sink).is_err()); // `audit` depends on it
+    /// queue.remove(audit)?;
+    /// queue.remove(sink)?; // now it may go
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, id: ConsumerId) -> Result<ShutdownReport, BuildError> {
         let index = self.index(id)?;
         let blocker = self.shared.gating.graph(|g| {

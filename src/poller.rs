@@ -81,12 +81,39 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
 
     /// Hands every available event to `f(event, sequence, end_of_batch)`, in order, until `f`
     /// returns `false` (that event counts as handled) or the events run out.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// producer.publish(|e| *e = 5)?;
+    /// let mut sum = 0;
+    /// assert_eq!(poller.poll(|e, _seq, _end| { sum += *e; true }), ringmq::PollState::Processed(1));
+    /// assert_eq!(sum, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll(&mut self, f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
         self.poll_n(usize::MAX, f)
     }
 
     /// As [`poll`](Self::poll), handing at most `limit` events (a bounded slice of work in a
     /// loop that has other things to do).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// producer.publish_batch(3, |e, i| *e = i as u64)?;
+    /// assert_eq!(poller.poll_n(2, |_, _, _| true), ringmq::PollState::Processed(2));
+    /// assert_eq!(poller.poll_n(2, |_, _, _| true), ringmq::PollState::Processed(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll_n(&mut self, limit: usize, mut f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
         let next = self.sequence.get_relaxed() + 1;
         let available = self.barrier.available(next);
@@ -131,6 +158,18 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// As [`poll`](Self::poll), but first waits up to `timeout` (with the queue's wait strategy)
     /// for an event to be available. Returns [`PollState::Idle`] or [`PollState::Gated`] if none
     /// came in time.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// // Nothing published: waits up to 1 ms, then says so.
+    /// assert_eq!(poller.poll_timeout(Duration::from_millis(1), |_, _, _| true), ringmq::PollState::Idle);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll_timeout(
         &mut self,
         timeout: Duration,
@@ -148,6 +187,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     }
 
     /// The last sequence this poller handled.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// producer.publish(|e| *e = 1)?;
+    /// poller.poll(|_, _, _| true);
+    /// assert_eq!(poller.sequence(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sequence(&self) -> i64 {
         self.sequence.get_relaxed()
     }

@@ -139,6 +139,12 @@ pub struct WorkPool<E, H> {
 
 impl<E, H: IntoProcess<E>> WorkPool<E, H> {
     /// A pool named `name` of `workers` workers (at least one); `worker(i)` makes the `i`-th.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, WorkPool};
+    /// // Worker `i` gets its own consumer (name, handler, options).
+    /// let pool = WorkPool::new("resize", 3, |i| Consumer::new(format!("resize-{i}"), |_: &u64, _, _| {}));
+    /// ```
     pub fn new(
         name: impl Into<String>,
         workers: usize,
@@ -153,6 +159,12 @@ impl<E, H: IntoProcess<E>> WorkPool<E, H> {
 
     /// The most events a worker claims at once (16 by default; at least 1). Larger batches mean
     /// fewer CAS on the shared counter, smaller ones spread a burst more evenly.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, WorkPool};
+    /// // Claim one event at a time: fairest for slow jobs, one CAS per event.
+    /// let pool = WorkPool::new("jobs", 2, |i| Consumer::new(format!("jobs-{i}"), |_: &u64, _, _| {})).batch(1);
+    /// ```
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self

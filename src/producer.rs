@@ -94,6 +94,21 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     ///
     /// # Errors
     /// [`PublishError::Full`], and the errors of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// for i in 0..4 {
+    ///     producer.try_publish(|e| *e = i)?;
+    /// }
+    /// // Nobody consumed: the ring of 4 is full, and `try_publish` does not wait.
+    /// assert_eq!(producer.try_publish(|e| *e = 4), Err(PublishError::Full));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
         let seq = S::claim(&self.shared, &mut self.local, 1, Mode::Try)?;
@@ -105,6 +120,21 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     ///
     /// # Errors
     /// [`PublishError::Timeout`], and the errors of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// for i in 0..4 {
+    ///     producer.publish_timeout(Duration::from_millis(10), |e| *e = i)?;
+    /// }
+    /// let full = producer.publish_timeout(Duration::from_millis(1), |e| *e = 4);
+    /// assert_eq!(full, Err(PublishError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn publish_timeout(
         &mut self,
         timeout: Duration,
@@ -138,6 +168,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     /// # drop(producer); queue.shutdown()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// // Three slots, one cursor update: consumers see all three at once.
+    /// let seqs = producer.publish_batch(3, |e, i| *e = 10 * i as u64)?;
+    /// assert_eq!(seqs, 0..3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn publish_batch(
         &mut self,
@@ -152,6 +195,20 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     ///
     /// # Errors
     /// [`PublishError::Full`], and the errors of [`publish_batch`](Self::publish_batch).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// producer.try_publish_batch(3, |e, i| *e = i as u64)?;
+    /// assert_eq!(producer.try_publish_batch(2, |e, _| *e = 0), Err(PublishError::Full));
+    /// // Larger than the ring: an error at once, never a wait.
+    /// assert!(matches!(producer.try_publish_batch(5, |_, _| {}), Err(PublishError::BatchTooLarge { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn try_publish_batch(
         &mut self,
@@ -165,6 +222,18 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     ///
     /// # Errors
     /// [`PublishError::Timeout`], and the errors of [`publish_batch`](Self::publish_batch).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// let seqs = producer.publish_batch_timeout(4, Duration::from_millis(10), |e, i| *e = i as u64)?;
+    /// assert_eq!(seqs, 0..4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn publish_batch_timeout(
         &mut self,
         n: usize,
@@ -176,16 +245,52 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     }
 
     /// The highest sequence published (single producer) or claimed (multi producer).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// assert_eq!(producer.cursor(), -1); // nothing published yet
+    /// producer.publish(|e| *e = 1)?;
+    /// assert_eq!(producer.cursor(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cursor(&self) -> i64 {
         self.shared.sequencer.cursor()
     }
 
     /// How many slots are free right now: a snapshot for monitoring, stale as soon as it returns.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// producer.publish(|e| *e = 1)?;
+    /// assert_eq!(producer.remaining_capacity(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remaining_capacity(&self) -> usize {
         self.shared.remaining_capacity()
     }
 
     /// The ring's capacity.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// assert_eq!(producer.capacity(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.shared.ring.capacity() as usize
     }
@@ -204,6 +309,21 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     /// receipts.wait_processed(seq, Duration::from_secs(5))?; // every stage handled it
     /// # drop(producer);
     /// # queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// ```
+    /// # use ringmq::{Builder, PublishError, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
+    /// # let id = b.add_poller(&[])?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// # let mut poller = queue.take_poller(id)?;
+    /// let receipts = producer.tracker(); // the whole graph: here, the poller
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// assert!(!receipts.is_processed(seq));
+    /// poller.poll(|_, _, _| true);
+    /// assert!(receipts.is_processed(seq));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tracker(&self) -> crate::Tracker<E, S, W> {

@@ -94,6 +94,20 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     }
 
     /// The highest sequence such that it and everything before it are processed.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let t = queue.tracker(sink)?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// t.wait_processed(seq, Duration::from_secs(5))?;
+    /// assert!(t.processed() >= seq);
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn processed(&self) -> i64 {
         match &*self.watched {
             Watched::Graph => self.shared.gating.minimum(i64::MAX),
@@ -102,6 +116,20 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     }
 
     /// Whether `sequence` is processed (by the stage, or by the whole graph).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let t = queue.tracker(sink)?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// t.wait_processed(seq, Duration::from_secs(5))?;
+    /// assert!(t.is_processed(seq));
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_processed(&self, sequence: i64) -> bool {
         self.processed() >= sequence
     }
@@ -113,6 +141,21 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     /// queue stopped and `sequence` will never be processed (halted, or past what shutdown
     /// drains); [`PublishError::ConsumerFailed`] if a handler's panic stopped the queue;
     /// [`PublishError::StageRemoved`] if the stage was removed.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.tracker(sink)?.wait_processed(seq, Duration::from_secs(5))?;
+    /// // A sequence that was never published times out.
+    /// let never = queue.tracker(sink)?.wait_processed(seq + 10, Duration::from_millis(1));
+    /// assert_eq!(never, Err(ringmq::PublishError::Timeout));
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_processed(&self, sequence: i64, timeout: Duration) -> Result<(), PublishError> {
         if self.is_processed(sequence) {
             return Ok(());
