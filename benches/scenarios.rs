@@ -877,6 +877,30 @@ fn poller(c: &mut Criterion) {
     group.finish();
 }
 
+/// A round trip through two channels: the driver `send`s `i` and waits for `back`; an echo
+/// thread (pinned to `echo_core`) runs `echo` (forward one value; `false` once the driver's
+/// sender is gone) until it returns `false`. Stopping the driver ends the echo thread.
+fn channel_rtt(
+    echo_core: usize,
+    mut send: impl FnMut(u64) + Send + 'static,
+    mut back: impl FnMut() -> u64 + Send + 'static,
+    mut echo: impl FnMut() -> bool + Send + 'static,
+) -> (Driver, JoinHandle<()>) {
+    let echo = std::thread::spawn(move || {
+        pin(echo_core);
+        while echo() {}
+    });
+    let driver = Driver::spawn(move |iters, _| {
+        let start = Instant::now();
+        for i in 0..iters {
+            send(i);
+            assert_eq!(back(), i);
+        }
+        start.elapsed()
+    });
+    (driver, echo)
+}
+
 /// One round trip per iteration: the driver (core 0) sends `i` one way, an echo thread (core 1)
 /// sends it back the other way, the driver waits for it. Both busy-wait everywhere except the
 /// channels, which spin then park.
@@ -1022,43 +1046,26 @@ fn pingpong(c: &mut Criterion) {
     rtt(&mut group, "rtrb", driver);
     echo.join().unwrap();
 
-    // crossbeam-channel
+    // crossbeam-channel and std sync_channel: blocking receives (they spin, then park).
     let (a_tx, a_rx) = crossbeam_channel::bounded::<u64>(1024);
     let (b_tx, b_rx) = crossbeam_channel::bounded::<u64>(1024);
-    let echo = std::thread::spawn(move || {
-        pin(echo_core);
-        while let Ok(v) = a_rx.recv() {
-            b_tx.send(v).unwrap();
-        }
-    });
-    let driver = Driver::spawn(move |iters, _| {
-        let start = Instant::now();
-        for i in 0..iters {
-            a_tx.send(i).unwrap();
-            assert_eq!(b_rx.recv().unwrap(), i);
-        }
-        start.elapsed()
-    });
+    let (driver, echo) = channel_rtt(
+        echo_core,
+        move |v| a_tx.send(v).unwrap(),
+        move || b_rx.recv().unwrap(),
+        move || a_rx.recv().map(|v| b_tx.send(v).unwrap()).is_ok(),
+    );
     rtt(&mut group, "crossbeam_channel", driver);
     echo.join().unwrap();
 
-    // std sync_channel
     let (a_tx, a_rx) = mpsc::sync_channel::<u64>(1024);
     let (b_tx, b_rx) = mpsc::sync_channel::<u64>(1024);
-    let echo = std::thread::spawn(move || {
-        pin(echo_core);
-        while let Ok(v) = a_rx.recv() {
-            b_tx.send(v).unwrap();
-        }
-    });
-    let driver = Driver::spawn(move |iters, _| {
-        let start = Instant::now();
-        for i in 0..iters {
-            a_tx.send(i).unwrap();
-            assert_eq!(b_rx.recv().unwrap(), i);
-        }
-        start.elapsed()
-    });
+    let (driver, echo) = channel_rtt(
+        echo_core,
+        move |v| a_tx.send(v).unwrap(),
+        move || b_rx.recv().unwrap(),
+        move || a_rx.recv().map(|v| b_tx.send(v).unwrap()).is_ok(),
+    );
     rtt(&mut group, "std_sync_channel", driver);
     echo.join().unwrap();
 
