@@ -440,7 +440,11 @@ fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
         let what = rng.below(3);
         let first;
         if what == 2 {
-            let mut poller = queue.add_poller(&upstream).unwrap();
+            // The last producer closing the queue races this add: then the run is over.
+            let mut poller = match queue.add_poller(&upstream) {
+                Err(ringmq::BuildError::NotRunning) => break,
+                added => added.unwrap(),
+            };
             first = poller.sequence() + 1;
             let mut got = 0;
             while got < wanted && !done() {
@@ -464,18 +468,19 @@ fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
         } else {
             let l = log.clone();
             let record = move |e: &Ev, seq: i64, _: bool| l.lock().unwrap().push((seq, *e));
-            let id = if what == 0 {
-                queue
-                    .add_consumer(&upstream, Consumer::new("churn", record))
-                    .unwrap()
+            let added = if what == 0 {
+                queue.add_consumer(&upstream, Consumer::new("churn", record))
             } else {
                 let workers = 1 + rng.below(3) as usize;
                 let pool = WorkPool::new("churn-pool", workers, |_| {
                     Consumer::new("churn-worker", record.clone())
                 });
-                queue
-                    .add_pool(&upstream, pool.batch(1 + rng.below(8) as usize))
-                    .unwrap()
+                queue.add_pool(&upstream, pool.batch(1 + rng.below(8) as usize))
+            };
+            // The last producer closing the queue races this add: then the run is over.
+            let id = match added {
+                Err(ringmq::BuildError::NotRunning) => break,
+                added => added.unwrap(),
             };
             first = queue.first_sequence(id).unwrap();
             let tracker = queue.tracker(id).unwrap();
