@@ -31,14 +31,16 @@
 //! counter with `fetch_or`, as crossbeam-channel's array flavor does with its tail: a claim that
 //! got a sequence before the mark is drained (its producer will publish it), a claim after it sees
 //! the mark and fails, so a publish racing `shutdown()` is either drained or refused, never lost.
-//! The single producer's claim has no shared counter to mark, and no fence either. It marks itself
-//! *busy* (a plain store on a line only it writes) before it checks the lifecycle, and clears the
-//! mark with `Release` after publishing. The closer sets the lifecycle to closing, runs the heavy
-//! side of an asymmetric fence ([`crate::fence`]: `membarrier` on Linux), waits until the producer
-//! is not busy, and only then reads the cursor as the drain target. After the barrier either the
-//! closer sees the producer busy (and waits for its publish, which the target then covers) or the
-//! producer's check sees the close (and it publishes nothing). Either way a publish that returned
-//! `Ok` is drained; one racing the close may fail with `Shutdown`, never vanish.
+//! The single producer's claim has no shared counter to mark, and no fence either. Before it checks
+//! the lifecycle it *announces* the last sequence of its claim (one plain store on a line only it
+//! writes, and the only store a claim adds to the publish path); a claim that ends without
+//! publishing (refused, full, timed out) takes the announcement back with `Release`. The closer
+//! sets the lifecycle to closing, runs the heavy side of an asymmetric fence ([`crate::fence`]:
+//! `membarrier` on Linux), then waits until the cursor reaches the announced sequence and takes
+//! that cursor as the drain target. After the barrier either the closer sees the announcement (and
+//! waits for its publish, which the target then covers) or the producer's check sees the close
+//! (and it publishes nothing). Either way a publish that returned `Ok` is drained; one racing the
+//! close may fail with `Shutdown`, never vanish.
 //!
 //! [`publish`]: crate::Producer::publish
 //! [`try_publish`]: crate::Producer::try_publish
@@ -52,7 +54,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::PublishError;
 use crate::sequence::{Sequence, INITIAL};
 use crate::shared::Shared;
-use crate::sync::{AtomicBool, AtomicI32, AtomicI64, Backoff, Ordering};
+use crate::sync::{AtomicI32, AtomicI64, Backoff, Ordering};
 use crate::wait::{WaitStrategy, Waited};
 
 /// How a claim waits for room.
@@ -155,17 +157,20 @@ fn wait_for_room<E, S: SequencerImpl, W: WaitStrategy>(
 /// The single-producer sequencer: claims are local to the one producer handle.
 pub struct Single {
     cursor: Sequence,
-    /// Set by the producer while it is between its lifecycle check and its publish.
-    busy: CachePadded<AtomicBool>,
+    /// The last sequence the producer may publish: announced before its lifecycle check, so
+    /// above the cursor exactly while a claim is between that check and its publish.
+    announced: CachePadded<AtomicI64>,
     /// Whether the producer's side of the close handshake needs a real fence (no `membarrier`).
     fenced: bool,
 }
 
 impl Single {
-    /// Ends a claim that publishes nothing (refused, full, timed out).
-    #[inline]
-    fn idle(&self) {
-        self.busy.store(false, Ordering::Release);
+    /// Ends a claim that publishes nothing (refused, full, timed out): `published` is the
+    /// producer's last published sequence, at or below the cursor.
+    #[cold]
+    fn retract(&self, published: i64) {
+        // Release: a closer that sees the retraction sees the cursor it is at or below.
+        self.announced.store(published, Ordering::Release);
     }
 }
 
@@ -185,7 +190,7 @@ impl SequencerImpl for Single {
     fn new(_capacity: usize) -> Self {
         Self {
             cursor: Sequence::new(INITIAL),
-            busy: CachePadded::new(AtomicBool::new(false)),
+            announced: CachePadded::new(AtomicI64::new(INITIAL)),
             fenced: crate::fence::needs_real_fence(),
         }
     }
@@ -206,21 +211,21 @@ impl SequencerImpl for Single {
         mode: Mode,
     ) -> Result<i64, PublishError> {
         let this = &shared.sequencer;
+        let last = local.claimed + n;
         // Relaxed, then the light fence: the close handshake (see the module docs) orders this
         // store before the lifecycle check below.
-        this.busy.store(true, Ordering::Relaxed);
+        this.announced.store(last, Ordering::Relaxed);
         crate::fence::light(this.fenced);
         if let Err(e) = shared.lifecycle.check_open() {
-            this.idle();
+            this.retract(local.claimed);
             return Err(e);
         }
-        let last = local.claimed + n;
         let wrap = last - shared.ring.capacity();
         if wrap > local.cached_min {
             match wait_for_room(shared, wrap, mode, false) {
                 Ok(min) => local.cached_min = min,
                 Err(e) => {
-                    this.idle();
+                    this.retract(local.claimed);
                     return Err(e);
                 }
             }
@@ -233,8 +238,6 @@ impl SequencerImpl for Single {
     #[inline]
     fn publish(&self, _lo: i64, hi: i64) {
         self.cursor.set(hi);
-        // Release: a closer that sees the producer idle sees the cursor it published.
-        self.busy.store(false, Ordering::Release);
     }
 
     #[inline]
@@ -252,11 +255,16 @@ impl SequencerImpl for Single {
         crate::fence::heavy();
         let backoff = Backoff::new();
         // Bounded by one publish: the producer either finishes the claim it is in, or sees the
-        // close while waiting for room (the closer notified the wait strategy first).
-        while self.busy.load(Ordering::Acquire) {
+        // close while waiting for room (the closer notified the wait strategy first) and
+        // retracts. Acquire on both: the target covers every slot written up to it.
+        loop {
+            let announced = self.announced.load(Ordering::Acquire);
+            let cursor = self.cursor.get();
+            if cursor >= announced {
+                return cursor;
+            }
             backoff.snooze();
         }
-        self.cursor.get()
     }
 
     fn join_point(&self) -> i64 {
