@@ -10,8 +10,9 @@
 //! prints the cores it ran on and the wait strategy of each side.
 //!
 //! Groups (ids are `group/implementation/burst`):
-//! - `unicast_1p1c` and `unicast_1p1c_64b` (8- and 64-byte events): ringmq, the disruptor
-//!   crate, crossbeam-channel, rtrb, std `sync_channel`; bursts 1, 10, 100.
+//! - `unicast_1p1c` and `unicast_1p1c_64b` (8- and 64-byte events): ringmq (defaults, and with
+//!   `Consumer::coalesce`), the disruptor crate, crossbeam-channel, rtrb, std `sync_channel`;
+//!   bursts 1, 10, 100.
 //! - `sequencer_3p1c`: three producers, one consumer; ringmq, disruptor, crossbeam-channel, std.
 //! - `multicast_1p3c`, `pipeline_1p3c`, `diamond_1p3c`: ringmq and the disruptor crate.
 //! - `workpool_1p2w`: a ringmq work pool of two workers; crossbeam-channel as an MPMC work queue.
@@ -29,6 +30,9 @@ use crossbeam_utils::{Backoff, CachePadded};
 use disruptor::ProcessorSettings;
 
 const RING: usize = 1 << 16;
+/// `ringmq_coalesce`: batches under 256 events that were already waiting pause for 1 µs.
+const COALESCE_MIN: usize = 256;
+const COALESCE_DELAY: Duration = Duration::from_micros(1);
 const BURSTS: [u64; 3] = [1, 10, 100];
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -361,20 +365,28 @@ fn unicast_for<T: Event>(c: &mut Criterion, name: &str) {
     let consumer_core = 1 % cores;
     println!(
         "{name} on {cores} cores: producer pinned to core 0, consumer to core {consumer_core}; \
-         ringmq BusySpin, disruptor BusySpin, rtrb spins, crossbeam-channel bounded and std \
+         ringmq BusySpin (ringmq_coalesce: the same, with coalesce({COALESCE_MIN}, \
+         {COALESCE_DELAY:?})), disruptor BusySpin, rtrb spins, crossbeam-channel bounded and std \
          sync_channel spin then park; {}-byte events",
         std::mem::size_of::<T>()
     );
     let mut group = c.benchmark_group(name);
 
-    // ringmq
-    let (ringmq_sink, s) = sink();
-    let mut b = ringmq::Builder::single_producer(RING, T::default, ringmq::BusySpin).unwrap();
-    b.add(ringmq::Consumer::new("sink", sink_handler::<T>(s)).pin_to_core(consumer_core))
-        .unwrap();
-    let (p, queue) = b.build().unwrap();
-    measure_bursts(&mut group, "ringmq", ringmq_driver(p, vec![ringmq_sink]), 1);
-    queue.shutdown().unwrap();
+    // ringmq, with its defaults and with `coalesce` (a consumer that pauses instead of chasing a
+    // streaming producer line by line)
+    for (name, coalesce) in [("ringmq", false), ("ringmq_coalesce", true)] {
+        let (ringmq_sink, s) = sink();
+        let mut b = ringmq::Builder::single_producer(RING, T::default, ringmq::BusySpin).unwrap();
+        let mut consumer =
+            ringmq::Consumer::new("sink", sink_handler::<T>(s)).pin_to_core(consumer_core);
+        if coalesce {
+            consumer = consumer.coalesce(COALESCE_MIN, COALESCE_DELAY);
+        }
+        b.add(consumer).unwrap();
+        let (p, queue) = b.build().unwrap();
+        measure_bursts(&mut group, name, ringmq_driver(p, vec![ringmq_sink]), 1);
+        queue.shutdown().unwrap();
+    }
 
     // disruptor crate
     let (disruptor_sink, s) = sink();

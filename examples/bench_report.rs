@@ -119,6 +119,7 @@ fn today() -> String {
 fn rank(implementation: &str) -> usize {
     [
         "ringmq",
+        "ringmq_coalesce",
         "disruptor",
         "crossbeam_channel",
         "rtrb",
@@ -159,7 +160,9 @@ fn markdown(rows: &Rows) -> String {
     let _ = writeln!(
         md,
         "Measured {} on {} ({cores} cores). Throughput in million events per second (criterion's \
-         median); ratio = ringmq / peer (above 1: ringmq is faster).\n",
+         median); ratio = ringmq / peer (above 1: ringmq is faster). Where a scenario also ran \
+         ringmq with `Consumer::coalesce`, its figure and ratios follow the defaults' after a \
+         slash.\n",
         today(),
         cpu_model()
     );
@@ -175,9 +178,10 @@ fn markdown(rows: &Rows) -> String {
         let Some(ours_rate) = ours.events_per_sec() else {
             continue;
         };
+        let variant = row.get("ringmq_coalesce").and_then(Result::events_per_sec);
         let peers: Vec<&&Result> = all
             .iter()
-            .filter(|r| r.implementation != "ringmq")
+            .filter(|r| !r.implementation.starts_with("ringmq"))
             .collect();
         let figures: Vec<String> = peers
             .iter()
@@ -189,14 +193,21 @@ fn markdown(rows: &Rows) -> String {
         let ratios: Vec<String> = peers
             .iter()
             .filter_map(|r| {
-                r.events_per_sec()
-                    .map(|e| format!("{} {:.2}x", r.implementation, ours_rate / e))
+                r.events_per_sec().map(|e| match variant {
+                    Some(v) => {
+                        format!("{} {:.2}x / {:.2}x", r.implementation, ours_rate / e, v / e)
+                    }
+                    None => format!("{} {:.2}x", r.implementation, ours_rate / e),
+                })
             })
             .collect();
+        let ours_cell = match variant {
+            Some(v) => format!("{:.1} / {:.1}", ours_rate / 1e6, v / 1e6),
+            None => format!("{:.1}", ours_rate / 1e6),
+        };
         let _ = writeln!(
             md,
-            "| {group} | {param} | {:.1} | {} | {} |",
-            ours_rate / 1e6,
+            "| {group} | {param} | {ours_cell} | {} | {} |",
             figures.join(", "),
             ratios.join(", ")
         );
@@ -225,8 +236,8 @@ fn markdown(rows: &Rows) -> String {
     md
 }
 
-const COLORS: [&str; 6] = [
-    "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f",
+const COLORS: [&str; 7] = [
+    "#d62728", "#ff9896", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f",
 ];
 
 /// Grouped horizontal bars, one group per scenario and burst, one bar per implementation, on a
@@ -278,13 +289,14 @@ fn svg(rows: &Rows) -> String {
     let mut legend = String::new();
     let names = [
         "ringmq",
+        "ringmq_coalesce",
         "disruptor",
         "crossbeam_channel",
         "rtrb",
         "std_sync_channel",
     ];
     for (i, name) in names.iter().enumerate() {
-        let lx = label_w + i as f64 * 105.0;
+        let lx = 10.0 + i as f64 * 118.0;
         let _ = writeln!(
             legend,
             r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="10">{name}</text>"#,

@@ -406,3 +406,50 @@ fn monitoring_cursor_and_remaining_capacity() {
         q.shutdown().unwrap();
     });
 }
+
+#[test]
+fn coalescing_consumer_delivers_exactly_and_never_holds_an_isolated_event() {
+    use std::time::{Duration, Instant};
+    with_timeout(120, || {
+        // Exactness while it pauses often: a small ring and a minimum batch no stream reaches.
+        let count = scaled(50_000);
+        let (tx, rx) = mpsc::channel();
+        let mut b = Builder::single_producer(64, Ev::default, Yielding).unwrap();
+        b.add(recorder("coalescing", &tx).coalesce(1_000, Duration::from_micros(20)))
+            .unwrap();
+        let (mut producer, queue) = b.build().unwrap();
+        for n in 0..count {
+            producer.publish(|e| fill(e, 0, n)).unwrap();
+        }
+        drop(producer);
+        queue.shutdown().unwrap();
+        assert_exact("coalescing", &collect(&rx, 1)["coalescing"], count);
+
+        // An event the consumer was waiting for is delivered at once, however long the pause: a
+        // pause only follows an event that was already there when the consumer looked.
+        let pause = Duration::from_secs(1);
+        let mut b = Builder::single_producer(64, || 0u64, Yielding).unwrap();
+        b.add(Consumer::new("c", |_: &u64, _, _| {}).coalesce(1_000, pause))
+            .unwrap();
+        let (mut producer, queue) = b.build().unwrap();
+        let receipts = producer.tracker();
+        let rounds = 10;
+        let start = Instant::now();
+        for n in 0..rounds {
+            let seq = producer.publish(|e| *e = n).unwrap();
+            receipts
+                .wait_processed(seq, Duration::from_secs(30))
+                .unwrap();
+        }
+        // Each round publishes only after the previous event was handled, so the consumer was
+        // (nearly always) already waiting. Paused rounds would take `rounds` seconds; allow two
+        // for the race where the consumer had not looked again yet when the next event came.
+        assert!(
+            start.elapsed() < pause * 3,
+            "isolated events were held back: {rounds} rounds took {:?}",
+            start.elapsed()
+        );
+        drop(producer);
+        queue.shutdown().unwrap();
+    });
+}
