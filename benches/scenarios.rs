@@ -642,7 +642,8 @@ fn graphs(c: &mut Criterion) {
     const NAP: Duration = Duration::from_micros(50);
     for shape in [Shape::Multicast, Shape::Pipeline, Shape::Diamond] {
         println!(
-            "{} on {} cores: producer on core 0, consumers unpinned; ringmq Sleeping(50us), disruptor Sleep(50us)",
+            "{} on {} cores: producer on core 0, consumers unpinned; ringmq Sleeping::immediate(50us), \
+             disruptor Sleep(50us) (both sleep as soon as a look finds nothing)",
             shape.name(),
             cores()
         );
@@ -651,7 +652,8 @@ fn graphs(c: &mut Criterion) {
         // ringmq: the sinks are the consumers nothing depends on.
         let sinks: Vec<Arc<AtomicI64>> = (0..3).map(|_| Arc::new(AtomicI64::new(-1))).collect();
         let mut b =
-            ringmq::Builder::single_producer(RING, || 0u64, ringmq::Sleeping::new(NAP)).unwrap();
+            ringmq::Builder::single_producer(RING, || 0u64, ringmq::Sleeping::immediate(NAP))
+                .unwrap();
         let new = |i: usize| {
             ringmq::Consumer::new(format!("c{i}"), sink_handler::<u64>(sinks[i].clone()))
         };

@@ -46,6 +46,8 @@ fn single_producer_exact_delivery_with_every_wait_strategy() {
         single_producer_to(BusySpin, 64, scaled(20_000), &["spinner"]);
         single_producer_multicast(Yielding, 64, scaled(200_000));
         single_producer_multicast(Sleeping::default(), 64, scaled(50_000));
+        let nap = std::time::Duration::from_micros(20);
+        single_producer_multicast(Sleeping::immediate(nap), 64, scaled(20_000));
         single_producer_multicast(Blocking::new(), 64, scaled(200_000));
     });
 }
