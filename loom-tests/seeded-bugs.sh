@@ -16,7 +16,7 @@ bugs=(
   "single-producer-no-wrap-check|src/sequencer.rs|s/if wrap > local.cached_min \{/if false \&\& wrap > local.cached_min {/|single_producer_wrap_never_overwrites"
   "gating-reads-first-consumer-only|src/sequence.rs|s/sequences.iter\(\).fold/sequences.iter().take(1).fold/|multicast_wrap_waits_for_every_gating_consumer"
   "availability-store-relaxed|src/sequencer.rs|s/self.entry\(s\).store\(self.lap\(s\), Ordering::Release\)/self.entry(s).store(self.lap(s), Ordering::Relaxed)/|multi_producer_availability_and_per_producer_order"
-  "consumer-skips-availability-check|src/sequencer.rs|s/if self.entry\(s\).load\(Ordering::Acquire\) != self.lap\(s\) \{/if false {/|multi_producer_availability_and_per_producer_order"
+  "consumer-reads-one-past-published|src/sequencer.rs|s/            s \+= 1;\n        \}\n        s - 1/            s += 1;\n        }\n        s.min(end - 1)/|multi_producer_availability_and_per_producer_order"
   "multi-producer-no-room-wait|src/sequencer.rs|s/if wrap > this.cached_min.load\(Ordering::Acquire\) \{\n                    let min = wait_for_room/if false {\n                    let min = wait_for_room/|multi_producer_availability_and_per_producer_order"
   "try-claim-no-room-check|src/sequencer.rs|s/if wrap > min \{\n                    return Err\(PublishError::Full\);/if false {\n                    return Err(PublishError::Full);/|try_publish_is_full_or_delivered_never_overwrites"
   "timed-claim-no-room-check|src/sequencer.rs|s/if wrap > min \{\n                    return Err\(PublishError::Full\);/if false {\n                    return Err(PublishError::Full);/|timed_publish_claims_with_cas_and_waits_for_room"

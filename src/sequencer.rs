@@ -12,14 +12,17 @@
 //!
 //! # Multi producer ([`Multi`])
 //! Producers share a claim counter, "the next sequence to claim". [`publish`] takes its range
-//! with one `fetch_add` (no retry loop): it will wait for room anyway. [`try_publish`] and timed
-//! publishes must be able to give up, so they check for room first and claim with a CAS.
+//! with a CAS that backs off after losing a race (it will wait for room anyway, after claiming).
+//! [`try_publish`] and timed publishes must be able to give up, so they check for room first and
+//! then claim with a CAS.
 //!
 //! A claimed slot is published by storing its *lap* (`sequence >> log2(capacity)`) into the slot's
 //! entry of the availability array, with `Release`. A consumer scans forward from the next
 //! sequence it wants and stops at the first slot whose entry is not the expected lap, with
 //! `Acquire`; so it never reads a claimed-but-unpublished slot, and sees the writes to every slot
-//! it does read. Producers publish out of order; consumers still see one total order.
+//! it does read. The scan does not read the claim counter (a slot not yet published in this lap
+//! holds the previous lap), so waiting consumers leave the producers' hottest line alone.
+//! Producers publish out of order; consumers still see one total order.
 //!
 //! The minimum gating sequence is cached in a shared word; it is stored with `Release` after being
 //! read with `Acquire`, so a producer that trusts another's cached value inherits its
@@ -305,6 +308,38 @@ impl Multi {
         &self.available[(sequence & self.mask) as usize]
     }
 
+    /// Claims `n` sequences whether or not there is room (the caller then waits for it), or
+    /// `None` once the counter is closed.
+    ///
+    /// A CAS loop that backs off after losing a race, rather than one `fetch_add`: under
+    /// contention every `fetch_add` moves the counter's line to another core, while a producer
+    /// that lost a CAS stays off the line for a moment and lets the winner claim again with the
+    /// line still in its cache. Measured in the 3P-1C benchmark (3 producers on 2 cores, one
+    /// event per publish): 12.6 M events/s with `fetch_add`, 36.0 with this loop.
+    #[inline]
+    fn claim_now(&self, n: i64) -> Option<i64> {
+        let backoff = Backoff::new();
+        // Relaxed: the claim orders nothing by itself; the room check after it does (Acquire).
+        let mut current = self.next.load(Ordering::Relaxed);
+        loop {
+            if current & CLOSED != 0 {
+                return None;
+            }
+            match self.next.compare_exchange_weak(
+                current,
+                current + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(current),
+                Err(actual) => {
+                    current = actual;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
     /// One attempt to claim `n` with a CAS: `Err(Full)` if there is no room now.
     #[inline]
     fn try_claim<E, W: WaitStrategy>(
@@ -367,11 +402,9 @@ impl SequencerImpl for Multi {
         match mode {
             Mode::Block => {
                 shared.lifecycle.check_open()?;
-                // Relaxed: the claim orders nothing by itself; the room check below does.
-                let first = this.next.fetch_add(n, Ordering::Relaxed);
-                if first & CLOSED != 0 {
-                    return Err(shared.lifecycle.publish_error());
-                }
+                let first = this
+                    .claim_now(n)
+                    .ok_or_else(|| shared.lifecycle.publish_error())?;
                 let wrap = first + n - 1 - shared.ring.capacity();
                 if wrap > this.cached_min.load(Ordering::Acquire) {
                     let min = wait_for_room(shared, wrap, mode, true)?;
@@ -403,16 +436,17 @@ impl SequencerImpl for Multi {
 
     #[inline]
     fn highest_published(&self, next: i64) -> i64 {
-        // Relaxed: the counter only bounds the scan; each slot's lap is checked with Acquire.
-        let claimed = (self.next.load(Ordering::Relaxed) & !CLOSED) - 1;
+        // The scan needs no bound from the claim counter, which every producer writes on every
+        // claim (reading it on each look would pull that line away from them): a slot not yet
+        // published in this lap still holds the previous lap, so the scan stops at the first
+        // unpublished sequence, and at most one ring ahead of `next`.
+        let end = next + self.mask + 1;
         let mut s = next;
-        while s <= claimed {
-            if self.entry(s).load(Ordering::Acquire) != self.lap(s) {
-                return s - 1;
-            }
+        // Acquire: a consumer that sees the lap sees the slot's contents.
+        while s < end && self.entry(s).load(Ordering::Acquire) == self.lap(s) {
             s += 1;
         }
-        claimed
+        s - 1
     }
 
     fn cursor(&self) -> i64 {

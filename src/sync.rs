@@ -117,6 +117,10 @@ impl Backoff {
         self.0.set(self.0.get() + 1);
         loom::thread::yield_now();
     }
+    pub(crate) fn spin(&self) {
+        self.0.set(self.0.get() + 1);
+        loom::thread::yield_now();
+    }
     pub(crate) fn is_completed(&self) -> bool {
         self.0.get() > 6
     }
