@@ -254,7 +254,8 @@ impl SequencerImpl for Single {
 
     fn close(&self) -> i64 {
         // The lifecycle already says closing. The heavy fence orders that store before our loads
-        // of `busy` against the producer's store of `busy` and its load of the lifecycle.
+        // of `announced` against the producer's store of `announced` and its load of the
+        // lifecycle.
         crate::fence::heavy();
         let backoff = Backoff::new();
         // Bounded by one publish: the producer either finishes the claim it is in, or sees the
