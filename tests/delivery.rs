@@ -428,7 +428,12 @@ fn coalescing_consumer_delivers_exactly_and_never_holds_an_isolated_event() {
         assert_exact("coalescing", &collect(&rx, 1)["coalescing"], count);
 
         // An event the consumer was waiting for is delivered at once, however long the pause: a
-        // pause only follows an event that was already there when the consumer looked.
+        // pause only follows an event that was already there when the consumer looked. Not
+        // under miri: its clock is virtual and its scheduler makes the race below the rule, and
+        // a virtual second of spinning takes far too long to interpret.
+        if cfg!(miri) {
+            return;
+        }
         let pause = Duration::from_secs(1);
         let mut b = Builder::single_producer(64, || 0u64, Yielding).unwrap();
         b.add(Consumer::new("c", |_: &u64, _, _| {}).coalesce(1_000, pause))
