@@ -4,9 +4,10 @@
 //! The single producer must see a concurrent `shutdown()` without paying for a fence on every
 //! publish (its claim path has no atomic read-modify-write, by design). The pattern is a Dekker
 //! handshake: the producer announces its claim and then loads the lifecycle state; the closer
-//! stores the state and then loads the announcement. Each side needs its store ordered before its load. On Linux the
-//! heavy side is the `membarrier` system call, which makes every thread of the process execute a
-//! full barrier; then the light side only has to keep the *compiler* from reordering. Where
+//! stores the state and then loads the announcement. Each side needs its store ordered before its
+//! load. On Linux the heavy side is the `membarrier` system call, which makes every thread of the
+//! process execute a full barrier; then the light side only has to keep the *compiler* from
+//! reordering. Where
 //! `membarrier` is not available (another OS, a kernel without it, miri), both sides use a real
 //! SeqCst fence. Under loom both sides are SeqCst fences, which is what `membarrier` stands for in
 //! the memory model, so the models check the protocol itself.

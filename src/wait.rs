@@ -126,7 +126,7 @@ impl WaitStrategy for Yielding {
 /// [`Sleeping::immediate`] skips the spinning and yielding: with more threads than cores, a
 /// consumer that spins and yields before each sleep takes every event the moment it is
 /// published, one at a time, on a core the producer needs (the README's Performance section
-/// measures it: about 10x less throughput for a 1P-3C graph on 2 cores fed one event at a time).
+/// measures it: 4-11x less throughput for a 1P-3C graph on 2 cores fed one event at a time).
 #[derive(Debug, Clone, Copy)]
 pub struct Sleeping {
     period: Duration,
