@@ -85,7 +85,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
         if available >= next {
             return Waited::Ready(available);
         }
-        let deadline = timeout.and_then(|t| crate::sync::now().map(|n| n + t));
+        let deadline = timeout.and_then(crate::sync::deadline_in);
         wait.wait_until(
             || {
                 let available = self.available(next);

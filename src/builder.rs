@@ -483,7 +483,9 @@ pub(crate) fn pin_current_thread(core: Option<usize>) {
     #[cfg(not(loom))]
     if let Some(id) = core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-            eprintln!("ringmq: could not pin a consumer thread to core {id}; it runs unpinned");
+            crate::diag::warn(format_args!(
+                "could not pin a consumer thread to core {id}; it runs unpinned"
+            ));
         }
     }
     #[cfg(loom)]

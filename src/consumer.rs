@@ -550,7 +550,7 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
     /// ```
     pub fn coalesce(mut self, min_batch: usize, delay: Duration) -> Self {
         self.options.coalesce = Some(Coalesce {
-            min: min_batch.max(1) as i64,
+            min: clamp_count(min_batch),
             delay,
         });
         self
@@ -809,19 +809,91 @@ impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
     }
 }
 
+/// Which of a handler's calls panicked (or, for [`Hook::Engine`], that no handler call did).
+///
+/// The [`PanicPolicy`] applies per hook (see its docs for the full table): a panic in
+/// [`on_event`](EventHandler::on_event) is an *event* failure, a panic in any other hook is not,
+/// and never moves the consumer past an event it has not been handed.
+///
+/// ```
+/// use ringmq::{Builder, Consumer, EventHandler, Hook, ShutdownError, Yielding};
+///
+/// struct Flaky;
+/// impl EventHandler<u64> for Flaky {
+///     fn on_event(&mut self, _: &u64, _: i64, _: bool) {}
+///     fn on_shutdown(&mut self) { panic!("could not flush"); }
+/// }
+/// let mut b = Builder::single_producer(8, || 0u64, Yielding)?;
+/// b.add(Consumer::with_handler("flaky", || Flaky))?;
+/// let (producer, queue) = b.build()?;
+/// drop(producer);
+/// match queue.shutdown() {
+///     Err(ShutdownError::ConsumerPanicked { hook, .. }) => assert_eq!(hook, Hook::OnShutdown),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hook {
+    /// The factory passed to [`Consumer::with_handler`] (and its exclusive and fallible twins).
+    Factory,
+    /// [`EventHandler::on_start`].
+    OnStart,
+    /// [`EventHandler::on_event`], or a [`FallibleHandler`] whose retries ran out.
+    OnEvent,
+    /// [`EventHandler::on_batch_start`].
+    OnBatchStart,
+    /// [`EventHandler::on_timeout`].
+    OnTimeout,
+    /// [`EventHandler::on_shutdown`].
+    OnShutdown,
+    /// Not a handler call: a panic in a user [`WaitStrategy`] (or in ringmq itself). It always
+    /// fails the queue, whatever the policy.
+    Engine,
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hook::Factory => "the handler factory",
+            Hook::OnStart => "on_start",
+            Hook::OnEvent => "on_event",
+            Hook::OnBatchStart => "on_batch_start",
+            Hook::OnTimeout => "on_timeout",
+            Hook::OnShutdown => "on_shutdown",
+            Hook::Engine => "the wait strategy or ringmq",
+        })
+    }
+}
+
+/// A panic that stopped a consumer's handler (or, for [`Hook::OnShutdown`], its last call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Panicked {
+    pub(crate) hook: Hook,
+    pub(crate) sequence: i64,
+    pub(crate) message: String,
+    /// When it happened, among all panics of the queue: shutdown reports the first.
+    pub(crate) ticket: usize,
+}
+
 /// How a consumer thread ended.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerExit {
     pub(crate) name: String,
+    /// The consumer thread's id within the queue (unique, unlike names).
+    pub(crate) worker: usize,
     pub(crate) last_sequence: i64,
     pub(crate) skipped: u64,
-    /// The sequence and message of a panic that stopped this consumer's handler.
-    pub(crate) panic: Option<(i64, String)>,
+    pub(crate) skipped_hooks: u64,
+    pub(crate) panic: Option<Panicked>,
 }
 
 /// The batch loop of one consumer (or one worker of a pool), with everything it needs.
 pub(crate) struct Processor<E, S, W> {
     pub(crate) name: String,
+    /// Unique within the queue: names the worker in a failure (see [`ConsumerExit::worker`]).
+    pub(crate) worker: usize,
     pub(crate) barrier: Barrier<E, S, W>,
     pub(crate) sequence: Arc<Sequence>,
     pub(crate) options: Options,
@@ -834,94 +906,186 @@ pub(crate) enum Ended {
     Halted,
 }
 
-/// Where the loop is: the next sequence to handle (after a panic: the one that panicked) and, for
-/// a pool worker, the last sequence of its current claim.
+/// Where the loop is, kept outside `catch_unwind` so a panic's position survives it.
 pub(crate) struct Position {
+    /// The next sequence to hand over; after a panic in `on_event`, the one that panicked.
     pub(crate) next: i64,
+    /// For a pool worker, the last sequence of its current claim (`< next`: no claim).
     pub(crate) claim_end: i64,
+    /// The highest sequence this consumer handled or passed (what its report calls
+    /// `last_sequence`; for a pool worker its own sequence can be past it, see `pool.rs`).
+    pub(crate) finished: i64,
+    /// The hook that was running when a panic unwound; written by [`InHook`] on unwind only.
+    pub(crate) hook: Hook,
+    /// After `on_batch_start` panicked under `SkipEvent`: hand the batch over without calling it
+    /// again (it would only panic again).
+    pub(crate) pass_batch_start: bool,
+}
+
+impl Position {
+    fn new(next: i64) -> Self {
+        Self {
+            next,
+            claim_end: next - 1,
+            finished: next - 1,
+            hook: Hook::Engine,
+            pass_batch_start: false,
+        }
+    }
+}
+
+/// What the loop does after a panic.
+enum Then {
+    /// Re-enter the loop where `Position` says.
+    Resume,
+    /// The loop is over (the queue failed, or the handler is stopped and the consumer passed
+    /// everything it will see).
+    Stop,
 }
 
 impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     /// Runs the consumer to its end on the current thread.
     pub(crate) fn run<P: Process<E>>(self, make: impl FnOnce() -> P) -> ConsumerExit {
+        let start = self.sequence.get_relaxed() + 1;
         let mut exit = ConsumerExit {
             name: self.name.clone(),
-            last_sequence: self.sequence.get_relaxed(),
+            worker: self.worker,
+            last_sequence: start - 1,
             skipped: 0,
+            skipped_hooks: 0,
             panic: None,
         };
-        let next_at_start = self.sequence.get_relaxed() + 1;
-        let mut process = match catch_unwind(AssertUnwindSafe(|| {
-            let mut p = make();
-            p.on_start();
-            p
-        })) {
+        // A pool worker starts with no claim (`claim_end < next`).
+        let mut at = Position::new(start);
+        let mut process = match catch_unwind(AssertUnwindSafe(make)) {
             Ok(p) => p,
             Err(payload) => {
-                // Without a handler the consumer cannot go on; stop the queue, whatever the policy.
-                let message = panic_message(payload.as_ref());
-                self.fail(next_at_start, &message, &mut exit);
+                at.hook = Hook::Factory;
+                self.after_panic(payload.as_ref(), &mut at, &mut exit);
+                exit.last_sequence = self.last_sequence(&at);
                 return exit;
             }
         };
-        // A pool worker starts with no claim (`claim_end < next`).
-        let mut at = Position {
-            next: next_at_start,
-            claim_end: next_at_start - 1,
-        };
-        loop {
+        let mut then = Then::Resume;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| process.on_start())) {
+            at.hook = Hook::OnStart;
+            then = self.after_panic(payload.as_ref(), &mut at, &mut exit);
+        }
+        while let Then::Resume = then {
+            // A panic that no hook guard claims is the engine's (see `Hook::Engine`).
+            at.hook = Hook::Engine;
             let result = catch_unwind(AssertUnwindSafe(|| match &self.pool {
-                None => self.batches(&mut process, &mut at.next),
+                None => self.batches(&mut process, &mut at),
                 Some(pool) => self.work(pool, &mut process, &mut at),
             }));
-            match result {
-                Ok(_ended) => break,
-                Err(payload) => {
-                    let message = panic_message(payload.as_ref());
-                    let failed = at.next;
-                    match self.options.policy {
-                        PanicPolicy::HaltAll => {
-                            self.fail(failed, &message, &mut exit);
-                            break;
-                        }
-                        PanicPolicy::SkipEvent => {
-                            eprintln!(
-                                "ringmq: consumer `{}` panicked at sequence {failed}: {message}; skipping the event",
-                                self.name
-                            );
-                            exit.skipped += 1;
-                            // For a pool worker too: it holds nothing at or below `failed` now.
-                            self.sequence.set(failed);
-                            self.barrier.shared.wait.notify();
-                            at.next = failed + 1;
-                        }
-                        PanicPolicy::HaltConsumer => {
-                            eprintln!(
-                                "ringmq: consumer `{}` panicked at sequence {failed}: {message}; \
-                                 its handler is stopped, the rest of the queue goes on",
-                                self.name
-                            );
-                            exit.panic = Some((failed, message));
-                            match &self.pool {
-                                None => self.follow(failed),
-                                Some(pool) => self.retire(pool, &at, &mut exit),
-                            }
-                            break;
-                        }
-                    }
-                }
+            then = match result {
+                Ok(_ended) => Then::Stop,
+                Err(payload) => self.after_panic(payload.as_ref(), &mut at, &mut exit),
+            };
+        }
+        // Reported, never fatal to the others: by now this consumer is done, and the rest of the
+        // queue may still be draining.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| process.on_shutdown())) {
+            let message = panic_message(payload.as_ref());
+            crate::diag::error(format_args!(
+                "consumer `{}` panicked in on_shutdown: {message}",
+                self.name
+            ));
+            if exit.panic.is_none() {
+                exit.panic = Some(self.panicked(Hook::OnShutdown, at.finished, message));
             }
         }
-        // The handler may be broken after a panic; a panic here must not take the thread down.
-        let _ = catch_unwind(AssertUnwindSafe(|| process.on_shutdown()));
-        exit.last_sequence = self.sequence.get_relaxed();
+        exit.last_sequence = self.last_sequence(&at);
         exit
     }
 
-    fn fail(&self, sequence: i64, message: &str, exit: &mut ConsumerExit) {
-        self.barrier.shared.lifecycle.fail(&self.name, sequence);
-        self.barrier.shared.wait.notify();
-        exit.panic = Some((sequence, message.to_owned()));
+    /// What the report calls the last sequence: the consumer's own sequence, which for a pool
+    /// worker may stand for a claim past what was published, so for it what it really finished.
+    fn last_sequence(&self, at: &Position) -> i64 {
+        match self.pool {
+            None => self.sequence.get_relaxed(),
+            Some(_) => at.finished,
+        }
+    }
+
+    /// Applies the panic policy to a panic in `at.hook` (see [`PanicPolicy`] for the table).
+    /// Only a panic in `on_event` fails an event, and that event (`at.next`) was published; any
+    /// other hook leaves the consumer where it was, so no sequence it has not been handed is
+    /// ever passed (the loom model `hook_panic_while_waiting_never_passes_an_unpublished_slot`).
+    #[cold]
+    fn after_panic(
+        &self,
+        payload: &(dyn Any + Send),
+        at: &mut Position,
+        exit: &mut ConsumerExit,
+    ) -> Then {
+        let message = panic_message(payload);
+        let hook = at.hook;
+        // Without a handler there is nothing to skip to: the stage goes on without it.
+        let policy = match (hook, self.options.policy) {
+            (Hook::Engine, _) => PanicPolicy::HaltAll,
+            (Hook::Factory, PanicPolicy::SkipEvent) => PanicPolicy::HaltConsumer,
+            (_, policy) => policy,
+        };
+        let sequence = match hook {
+            Hook::OnEvent | Hook::OnBatchStart => at.next,
+            _ => at.next - 1,
+        };
+        let name = &self.name;
+        match policy {
+            PanicPolicy::HaltAll => {
+                let panicked = self.panicked(hook, sequence, message);
+                self.barrier
+                    .shared
+                    .lifecycle
+                    .fail(&self.name, self.worker, sequence);
+                self.barrier.shared.wait.notify();
+                exit.panic = Some(panicked);
+                Then::Stop
+            }
+            PanicPolicy::SkipEvent if hook == Hook::OnEvent => {
+                crate::diag::warn(format_args!(
+                    "consumer `{name}` panicked at sequence {sequence}: {message}; skipping the event"
+                ));
+                exit.skipped += 1;
+                // For a pool worker too: it holds nothing at or below `sequence` now.
+                self.sequence.set(sequence);
+                self.barrier.shared.wait.notify();
+                at.next = sequence + 1;
+                at.finished = at.finished.max(sequence);
+                Then::Resume
+            }
+            PanicPolicy::SkipEvent => {
+                crate::diag::warn(format_args!(
+                    "consumer `{name}` panicked in {hook}: {message}; passing over the call"
+                ));
+                exit.skipped_hooks += 1;
+                at.pass_batch_start = hook == Hook::OnBatchStart;
+                Then::Resume
+            }
+            PanicPolicy::HaltConsumer => {
+                crate::diag::warn(format_args!(
+                    "consumer `{name}` panicked in {hook} at sequence {sequence}: {message}; \
+                     its handler is stopped, the rest of the queue goes on"
+                ));
+                exit.panic = Some(self.panicked(hook, sequence, message));
+                // From the first sequence not handled: after `on_event`, the one that panicked.
+                match &self.pool {
+                    None => self.follow(at, exit),
+                    Some(pool) => self.retire(pool, at, exit),
+                }
+                Then::Stop
+            }
+        }
+    }
+
+    fn panicked(&self, hook: Hook, sequence: i64, message: String) -> Panicked {
+        Panicked {
+            hook,
+            sequence,
+            message,
+            ticket: self.barrier.shared.lifecycle.ticket(),
+        }
     }
 
     #[inline]
@@ -935,29 +1099,40 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         }
     }
 
-    /// The batch loop proper. `next` is the next sequence to handle; if a handler panics, the
-    /// sequence it was handling.
-    fn batches<P: Process<E>>(&self, process: &mut P, next: &mut i64) -> Ended {
+    /// Calls `on_timeout` (no event came for the consumer's `timeout`), recording the hook if it
+    /// unwinds.
+    #[cold]
+    pub(crate) fn timed_out<P: Process<E>>(&self, process: &mut P, at: &mut Position) {
+        let guard = InHook(&mut at.hook, Hook::OnTimeout);
+        process.on_timeout(at.next - 1);
+        std::mem::forget(guard);
+    }
+
+    /// The batch loop proper, from `at.next`.
+    fn batches<P: Process<E>>(&self, process: &mut P, at: &mut Position) -> Ended {
         let shared = &self.barrier.shared;
-        let max_batch = self.options.max_batch.map_or(i64::MAX, |m| m as i64);
+        let max_batch = self.options.max_batch.map_or(i64::MAX, clamp_count);
         let coalesce = self.options.coalesce;
         loop {
-            let first = *next;
+            let first = at.next;
             if let Some(c) = coalesce {
                 self.coalesce(first, c);
             }
             match self.wait_for(first) {
                 Waited::Ready(available) => {
                     let last = available.min(first.saturating_add(max_batch - 1));
-                    self.deliver_batch(process, first, last, available, next);
-                    *next = last + 1;
+                    if !self.deliver_batch(process, first, last, available, at) {
+                        // A replay was interrupted: the batch is not done, the sequence stays.
+                        return Ended::Halted;
+                    }
+                    at.next = last + 1;
                     self.sequence.set(last);
                     shared.wait.notify();
                     if self.barrier.must_stop() {
                         return Ended::Halted;
                     }
                 }
-                Waited::TimedOut => process.on_timeout(first - 1),
+                Waited::TimedOut => self.timed_out(process, at),
                 Waited::Stopped(Stop::Drained) => return Ended::Drained,
                 Waited::Stopped(Stop::Halted) => return Ended::Halted,
             }
@@ -966,7 +1141,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
 
     /// Pauses for `c.delay` if `first` is already available but fewer than `c.min` events are:
     /// the producer is streaming and this consumer is right behind it (see
-    /// [`Consumer::coalesce`]). The pause touches no shared memory.
+    /// [`Consumer::coalesce`]). The pause touches no shared memory except, every 64 spins, to
+    /// end early: once `c.min` events are there, or the queue stops running (so even a delay of
+    /// `Duration::MAX` holds up neither a drain nor a halt).
     #[inline]
     fn coalesce(&self, first: i64, c: Coalesce) {
         let available = self.barrier.available(first);
@@ -975,14 +1152,24 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         }
         // No clock under loom: no pause there (the models check delivery, not timing).
         if let Some(start) = crate::sync::now() {
+            let mut spins = 0u32;
             while crate::sync::now().is_some_and(|n| n.duration_since(start) < c.delay) {
                 crate::sync::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0
+                    && (!self.barrier.shared.lifecycle.is_running()
+                        || self.barrier.must_stop()
+                        || self.barrier.available(first) - first + 1 >= c.min)
+                {
+                    return;
+                }
             }
         }
     }
 
     /// Hands `first..=last` (published, held by this consumer) to the handler as one batch,
-    /// replaying it as the retry policy says if a fallible handler fails it.
+    /// replaying it as the retry policy says if a fallible handler fails it. `false` if a replay
+    /// was interrupted (halted, failed elsewhere, removed): the batch is then not done.
     #[inline]
     pub(crate) fn deliver_batch<P: Process<E>>(
         &self,
@@ -990,12 +1177,33 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         first: i64,
         last: i64,
         available: i64,
-        next: &mut i64,
-    ) {
-        process.on_batch_start(last - first + 1, available - first + 1);
-        if let Err((failed, retry)) = self.deliver_range(process, first, last, next) {
-            self.replay(process, first, last, available, next, failed, retry);
+        at: &mut Position,
+    ) -> bool {
+        self.batch_start(process, first, last, available, at);
+        match self.deliver_range(process, first, last, at) {
+            Ok(()) => true,
+            Err((failed, retry)) => self.replay(process, first, last, available, at, failed, retry),
         }
+    }
+
+    /// Calls `on_batch_start`, unless it panicked on this batch under `SkipEvent` (then once
+    /// not), recording the hook if it unwinds.
+    #[inline]
+    fn batch_start<P: Process<E>>(
+        &self,
+        process: &mut P,
+        first: i64,
+        last: i64,
+        available: i64,
+        at: &mut Position,
+    ) {
+        if at.pass_batch_start {
+            at.pass_batch_start = false;
+            return;
+        }
+        let guard = InHook(&mut at.hook, Hook::OnBatchStart);
+        process.on_batch_start(last - first + 1, available - first + 1);
+        std::mem::forget(guard);
     }
 
     /// Delivers `first..=last` once; the first failure of a fallible handler stops it.
@@ -1005,23 +1213,26 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         process: &mut P,
         first: i64,
         last: i64,
-        next: &mut i64,
+        at: &mut Position,
     ) -> Result<(), (i64, Retry)> {
         let ring = &self.barrier.shared.ring;
         if ring.may_skip_from(first) {
             // Rare: a producer abandoned a slot at or after `first`.
-            return self.deliver_with_skips(process, first, last, next);
+            return self.deliver_with_skips(process, first, last, at);
         }
         let slots = ring.slots();
         // An exclusive range: `..=` iterates with an extra flag per step.
         for seq in first..last + 1 {
             // Records `seq` only if the handler unwinds: no store per event.
-            let at = PanicAt(next, seq);
+            let guard = PanicAt(at, seq);
             // SAFETY: `first..=last` is published (the barrier's Acquire) and not released (this
             // consumer's sequence is below `first`; a pool worker claimed the range alone);
-            // exclusivity was checked by the builder.
+            // exclusivity was checked by the builder. Exercised by the loom models
+            // `pipeline_stage_two_sees_stage_one_writes` and
+            // `hook_panic_while_waiting_never_passes_an_unpublished_slot`, and under miri by the
+            // delivery and failure-matrix tests.
             let result = unsafe { process.deliver(slots, seq, seq == last) };
-            std::mem::forget(at);
+            std::mem::forget(guard);
             result.map_err(|retry| (seq, retry))?;
         }
         Ok(())
@@ -1035,7 +1246,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         process: &mut P,
         first: i64,
         last: i64,
-        next: &mut i64,
+        at: &mut Position,
     ) -> Result<(), (i64, Retry)> {
         let ring = &self.barrier.shared.ring;
         let slots = ring.slots();
@@ -1044,14 +1255,14 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             end -= 1;
         }
         for seq in first..last + 1 {
-            let at = PanicAt(next, seq);
+            let guard = PanicAt(at, seq);
             let result = if ring.is_skipped(seq) {
                 Ok(())
             } else {
                 // SAFETY: as in `deliver_range`.
                 unsafe { process.deliver(slots, seq, seq == end) }
             };
-            std::mem::forget(at);
+            std::mem::forget(guard);
             result.map_err(|retry| (seq, retry))?;
         }
         Ok(())
@@ -1059,7 +1270,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
 
     /// A fallible handler failed the batch at `failed`: replay it from `first` as the retry policy
     /// says; once the attempts are spent, unwind as a panic at the failing event, so the panic
-    /// policy decides. The consumer's sequence has not moved meanwhile.
+    /// policy decides. The consumer's sequence has not moved meanwhile. `false` if the queue
+    /// stopped (or the stage was removed) while retrying: the batch is then not done, and the
+    /// caller must not store its end as processed.
     #[cold]
     #[allow(clippy::too_many_arguments)]
     fn replay<P: Process<E>>(
@@ -1068,24 +1281,24 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         first: i64,
         last: i64,
         available: i64,
-        next: &mut i64,
+        at: &mut Position,
         mut failed: i64,
         mut retry: Retry,
-    ) {
+    ) -> bool {
         let policy = self.options.retry;
         for _ in 0..policy.attempts() {
-            crate::sync::thread::sleep(policy.pause());
-            if self.barrier.must_stop() {
+            if !self.pause(policy.pause()) {
                 // Halted or removed while retrying: nothing will be drained any more.
-                return;
+                return false;
             }
-            process.on_batch_start(last - first + 1, available - first + 1);
-            match self.deliver_range(process, first, last, next) {
-                Ok(()) => return,
+            self.batch_start(process, first, last, available, at);
+            match self.deliver_range(process, first, last, at) {
+                Ok(()) => return true,
                 Err((seq, r)) => (failed, retry) = (seq, r),
             }
         }
-        *next = failed;
+        at.next = failed;
+        at.hook = Hook::OnEvent;
         std::panic::resume_unwind(Box::new(format!(
             "the batch {first}..={last} failed after {} replays: {}",
             policy.attempts(),
@@ -1093,18 +1306,45 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         )));
     }
 
+    /// Sleeps `pause` in slices of at most a millisecond; `false` as soon as the consumer must
+    /// stop. Any pause is accepted: one past what `Instant` can hold never ends by itself.
+    fn pause(&self, pause: Duration) -> bool {
+        const SLICE: Duration = Duration::from_millis(1);
+        let deadline = crate::sync::deadline_in(pause);
+        loop {
+            if self.barrier.must_stop() {
+                return false;
+            }
+            let left = match (crate::sync::now(), deadline) {
+                // Under loom (no clock) a pause is one yield.
+                (None, _) => {
+                    crate::sync::thread::sleep(pause);
+                    return !self.barrier.must_stop();
+                }
+                (Some(now), Some(d)) => d.saturating_duration_since(now),
+                (Some(_), None) => SLICE,
+            };
+            if left.is_zero() {
+                return true;
+            }
+            crate::sync::thread::sleep(left.min(SLICE));
+        }
+    }
+
     /// After [`PanicPolicy::HaltConsumer`]: keep the sequence moving with the barrier without
-    /// handling anything, so neither producers nor downstream stages wait on this consumer.
-    fn follow(&self, failed: i64) {
-        self.sequence.set(failed);
-        self.barrier.shared.wait.notify();
-        let mut next = failed + 1;
+    /// handling anything, from `at.next` (the first sequence not handled), so neither producers
+    /// nor downstream stages wait on this consumer. Every sequence is passed only once the
+    /// barrier shows it published; each counts as skipped.
+    fn follow(&self, at: &mut Position, exit: &mut ConsumerExit) {
+        let mut next = at.next;
         loop {
             match self.barrier.wait_for(next, &self.barrier.shared.wait, None) {
                 Waited::Ready(available) => {
+                    exit.skipped += (available - next + 1) as u64;
                     self.sequence.set(available);
                     self.barrier.shared.wait.notify();
                     next = available + 1;
+                    at.finished = available;
                     if self.barrier.must_stop() {
                         return;
                     }
@@ -1116,11 +1356,27 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     }
 }
 
-/// Stores the sequence being handled into the batch loop's `next` if the handler unwinds; it is
+/// Clamps a count from the public API (`usize`) to the `i64` arithmetic of sequences.
+#[inline]
+pub(crate) fn clamp_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX).max(1)
+}
+
+/// Stores the sequence being handled into the loop's position if the handler unwinds; it is
 /// `mem::forget`-ed after every event that returns, so the normal path stores nothing.
-struct PanicAt<'a>(&'a mut i64, i64);
+struct PanicAt<'a>(&'a mut Position, i64);
 
 impl Drop for PanicAt<'_> {
+    fn drop(&mut self) {
+        self.0.next = self.1;
+        self.0.hook = Hook::OnEvent;
+    }
+}
+
+/// Records which hook was running if it unwinds; `mem::forget`-ed when it returns.
+struct InHook<'a>(&'a mut Hook, Hook);
+
+impl Drop for InHook<'_> {
     fn drop(&mut self) {
         *self.0 = self.1;
     }

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::barrier::Barrier;
 use crate::builder::{check_cores, check_exclusive, ConsumerId, Pending};
-use crate::consumer::{ConsumerExit, IntoProcess, Processor};
+use crate::consumer::{ConsumerExit, Hook, IntoProcess, Panicked, Processor};
 use crate::error::{BuildError, ShutdownError};
 use crate::gating::{Control, StageInfo};
 use crate::poller::Poller;
 use crate::pool::PoolClaim;
+use crate::report::{ConsumerReport, HandlerPanic, ShutdownReport};
 use crate::sequence::Sequence;
 use crate::sequencer::Sequencer;
 use crate::shared::Shared;
@@ -63,46 +64,16 @@ impl Finished {
 
 pub(crate) struct Running {
     pub(crate) name: String,
+    /// The thread's id within the queue (see `Processor::worker`).
+    pub(crate) worker: usize,
     pub(crate) handle: JoinHandle<ConsumerExit>,
 }
 
-/// What a clean shutdown (or a removal) reports.
-///
-/// ```
-/// use ringmq::{Builder, Consumer, Yielding};
-///
-/// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
-/// b.add(Consumer::new("log", |_: &u64, _, _| {}))?;
-/// let (mut producer, queue) = b.build()?;
-/// for i in 0..10 {
-///     producer.publish(|e| *e = i)?;
-/// }
-/// drop(producer);
-/// let report = queue.shutdown()?;
-/// let log = &report.consumers[0];
-/// assert_eq!((log.name.as_str(), log.last_sequence, log.skipped), ("log", 9, 0));
-/// assert!(log.panic.is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// One entry per consumer thread (each worker of a pool has its own), in the order they were
-    /// added.
-    pub consumers: Vec<ConsumerReport>,
-}
-
-/// One consumer thread's end state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerReport {
-    /// The consumer's name.
-    pub name: String,
-    /// The last sequence it finished (`i64::MAX` for a pool worker that retired after a panic).
-    pub last_sequence: i64,
-    /// Events it passed without handling: skipped after its handler panicked
-    /// ([`PanicPolicy::SkipEvent`](crate::PanicPolicy)), or passed by a retired pool worker.
-    pub skipped: u64,
-    /// The sequence and message of a panic that stopped its handler, if any.
-    pub panic: Option<(i64, String)>,
+impl Running {
+    /// Whether this is the calling thread: a handler that shuts its own queue down.
+    fn is_current(&self) -> bool {
+        self.handle.thread().id() == crate::sync::thread::current().id()
+    }
 }
 
 /// The threads (or the untaken poller) of one stage.
@@ -220,7 +191,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
         self.shared.close();
-        self.join(crate::sync::now().map(|n| n + timeout))
+        self.join(crate::sync::deadline_in(timeout))
     }
 
     /// Stops every consumer at its next batch boundary without draining, and joins them.
@@ -448,11 +419,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
             .iter_mut()
             .flat_map(|s| std::mem::take(&mut s.threads))
             .collect();
+        if let Some(me) = running.iter().find(|r| r.is_current()) {
+            // Called from a handler: its thread cannot wait for itself (joining it would fail
+            // with EDEADLK). The queue is closed or halted already and drains without us; the
+            // threads are detached.
+            return Err(ShutdownError::OnConsumerThread {
+                consumer: me.name.clone(),
+            });
+        }
         // Without a deadline, joining is the wait; with one, wait on the count first.
         if deadline.is_some() && !self.finished.wait(self.spawned, deadline) {
             self.shared.halt();
             // Give threads that only waited a moment to see the halt; stuck ones are detached.
-            let grace = crate::sync::now().map(|n| n + Duration::from_millis(100));
+            let grace = crate::sync::deadline_in(Duration::from_millis(100));
             if self.finished.wait(self.spawned, grace) {
                 for r in running {
                     let _ = r.handle.join();
@@ -460,44 +439,69 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
             }
             return Err(ShutdownError::Timeout);
         }
-        let (consumers, first_panic) = collect(running);
-        match first_panic {
-            Some(e) => Err(e),
-            None => Ok(ShutdownReport { consumers }),
+        let (report, panicked) = collect(running);
+        // The failure producers were told of, if the queue failed; else the first panic in time.
+        let first = match self.shared.lifecycle.failure() {
+            Some(f) => panicked.iter().find(|p| p.0 == f.worker),
+            None => None,
+        }
+        .or_else(|| panicked.iter().min_by_key(|p| p.2));
+        match first {
+            Some(&(_, index, _)) => {
+                let c = &report.consumers[index];
+                let p = c.panic.clone().expect("a panicked consumer has its panic");
+                Err(ShutdownError::ConsumerPanicked {
+                    consumer: c.name.clone(),
+                    hook: p.hook,
+                    sequence: p.sequence,
+                    message: p.message,
+                    report,
+                })
+            }
+            None => Ok(report),
         }
     }
 }
 
-/// Joins `running` and reports on each, with the first panic as an error.
-fn collect(running: Vec<Running>) -> (Vec<ConsumerReport>, Option<ShutdownError>) {
+/// Joins `running` and reports on each; also returns, per consumer that panicked, its worker id,
+/// its index in the report and its panic's ticket.
+fn collect(running: Vec<Running>) -> (ShutdownReport, Vec<(usize, usize, usize)>) {
     let mut consumers = Vec::with_capacity(running.len());
-    let mut first_panic = None;
+    let mut panicked = Vec::new();
     for r in running {
         let exit = match r.handle.join() {
             Ok(exit) => exit,
-            // The loop catches handler panics; this is a panic in ringmq itself.
+            // The loop catches every panic; this is one in ringmq's own bookkeeping.
             Err(_) => ConsumerExit {
                 name: r.name.clone(),
+                worker: r.worker,
                 last_sequence: -1,
                 skipped: 0,
-                panic: Some((-1, "the consumer thread panicked".into())),
+                skipped_hooks: 0,
+                panic: Some(Panicked {
+                    hook: Hook::Engine,
+                    sequence: -1,
+                    message: "the consumer thread panicked".into(),
+                    ticket: usize::MAX,
+                }),
             },
         };
-        if let (None, Some((sequence, message))) = (&first_panic, &exit.panic) {
-            first_panic = Some(ShutdownError::ConsumerPanicked {
-                consumer: exit.name.clone(),
-                sequence: *sequence,
-                message: message.clone(),
-            });
+        if let Some(p) = &exit.panic {
+            panicked.push((exit.worker, consumers.len(), p.ticket));
         }
         consumers.push(ConsumerReport {
             name: exit.name,
             last_sequence: exit.last_sequence,
             skipped: exit.skipped,
-            panic: exit.panic,
+            skipped_hooks: exit.skipped_hooks,
+            panic: exit.panic.map(|p| HandlerPanic {
+                hook: p.hook,
+                sequence: p.sequence,
+                message: p.message,
+            }),
         });
     }
-    (consumers, first_panic)
+    (ShutdownReport { consumers }, panicked)
 }
 
 impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
@@ -544,8 +548,10 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         let mut threads = Vec::with_capacity(stage.workers.len());
         let mut failed = None;
         for (worker, sequence) in stage.workers.into_iter().zip(sequences) {
+            let id = self.spawned;
             let processor = Processor {
                 name: worker.name.clone(),
+                worker: id,
                 barrier: Barrier::new(shared.clone(), upstream.clone(), control.clone()),
                 sequence,
                 options: worker.options.clone(),
@@ -566,6 +572,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
                     self.spawned += 1;
                     threads.push(Running {
                         name: worker.name,
+                        worker: id,
                         handle,
                     });
                 }
@@ -732,7 +739,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         let sequences: Vec<Arc<Sequence>> = (0..stage.width())
             .map(|_| Arc::new(Sequence::new(below)))
             .collect();
-        let index = shared.gating.change(|graph| {
+        let (index, _) = shared.gating.change(|graph| {
             graph.push(StageInfo {
                 name: stage.name.clone(),
                 upstream: stage.upstream.clone(),
@@ -750,6 +757,9 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         let join = shared.sequencer.join_point().max(below);
         shared.gating.graph_mut(|g| g[index].first = join + 1);
         self.launch(index, stage, join)?;
+        // In place, reading from the join point on: publishes may go through again if the queue
+        // had no live stage (see `Shared::change_graph`).
+        shared.lifecycle.set_no_stage(false);
         Ok(ConsumerId {
             builder: self.id,
             index,
@@ -805,6 +815,11 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
                 }),
             };
         }
+        if self.stages[index].threads.iter().any(Running::is_current) {
+            return Err(BuildError::SelfRemoval {
+                consumer: self.shared.gating.graph(|g| g[index].name.clone()),
+            });
+        }
         Ok(self.stop_stage(index))
     }
 
@@ -815,19 +830,20 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         control.leave();
         self.shared.wait.notify();
         let threads = std::mem::take(&mut self.stages[index].threads);
-        let (consumers, _) = collect(threads);
-        self.shared.gating.change(|g| g[index].gone = true);
-        self.shared.wait.notify();
-        ShutdownReport { consumers }
+        let (report, _) = collect(threads);
+        self.shared.change_graph(|g| g[index].gone = true);
+        report
     }
 }
 
 impl<E, S: Sequencer, W: WaitStrategy> Drop for Disruptor<E, S, W> {
     fn drop(&mut self) {
-        if self.stages.iter().any(|s| !s.threads.is_empty()) {
-            self.shared.close();
-            let _ = self.join(None);
-        }
+        // Always closes, whatever the stages are (a queue of pollers only has no thread to join,
+        // but its producers must learn it is gone, and its pollers see `Closed` once drained).
+        // Idempotent after `shutdown`/`halt`; joins what they left (nothing), or detaches when
+        // dropped on one of its own consumer threads (see `join`).
+        self.shared.close();
+        let _ = self.join(None);
     }
 }
 

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use crate::consumer::Hook;
+use crate::report::ShutdownReport;
+
 /// Why a queue, or a stage added to or removed from a running one, could not be built.
 ///
 /// ```
@@ -80,6 +83,12 @@ pub enum BuildError {
         /// The operating system's message.
         message: String,
     },
+    /// [`Disruptor::remove`](crate::Disruptor::remove) was called from inside the stage it
+    /// removes, whose thread cannot wait for itself to stop.
+    SelfRemoval {
+        /// The stage.
+        consumer: String,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -149,6 +158,11 @@ impl fmt::Display for BuildError {
                 f,
                 "handle #{index} is not an untaken poller; take each poller from Builder::add_poller once"
             ),
+            BuildError::SelfRemoval { consumer } => write!(
+                f,
+                "stage `{consumer}` cannot remove itself from inside its handler (its thread would \
+                 wait for itself); call remove from another thread"
+            ),
             BuildError::Spawn { consumer, message } => {
                 write!(f, "could not start the thread of consumer `{consumer}`: {message}")
             }
@@ -198,6 +212,12 @@ pub enum PublishError {
         /// The stage.
         consumer: String,
     },
+    /// The queue has no live stage (the last one was removed, or the last poller dropped), so
+    /// nothing would ever read the event: the publish is refused instead of waiting for room
+    /// that nobody will make. A stage added with
+    /// [`Disruptor::add_consumer`](crate::Disruptor::add_consumer) (or `add_pool`, `add_poller`)
+    /// lets publishes through again.
+    NoConsumers,
     /// A batch larger than the ring can never fit.
     BatchTooLarge {
         /// The batch size asked for.
@@ -230,6 +250,11 @@ impl fmt::Display for PublishError {
             PublishError::StageRemoved { consumer } => write!(
                 f,
                 "stage `{consumer}` was removed, so it will not process this event; track another stage or the whole graph"
+            ),
+            PublishError::NoConsumers => write!(
+                f,
+                "the queue has no live stage left, so nothing would read this event; \
+                 add one with Disruptor::add_consumer, add_pool or add_poller, then publish again"
             ),
             PublishError::BatchTooLarge {
                 requested,
@@ -270,17 +295,32 @@ impl std::error::Error for PublishError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShutdownError {
-    /// A consumer's handler panicked (under `HaltAll` or `HaltConsumer`).
+    /// A consumer's handler panicked: under `HaltAll` or `HaltConsumer`, or in `on_shutdown`
+    /// under any policy. When several did, this is the one that failed the queue (the one
+    /// producers were told of), else the first in time; `report` has every consumer's end state.
     ConsumerPanicked {
         /// The consumer.
         consumer: String,
-        /// The sequence it was handling.
+        /// Which of its calls panicked.
+        hook: Hook,
+        /// For `on_event`, the event; see [`HandlerPanic::sequence`](crate::HandlerPanic::sequence)
+        /// for the other hooks.
         sequence: i64,
         /// The panic's message.
         message: String,
+        /// What every consumer thread did, this one included.
+        report: ShutdownReport,
     },
     /// The consumers did not finish draining before the timeout; they were halted.
     Timeout,
+    /// `shutdown`, `shutdown_timeout` or `halt` was called on the thread of one of the queue's
+    /// own consumers (from inside a handler), which cannot wait for itself to finish. The queue
+    /// was closed (or halted) all the same and drains as usual, but its threads were not joined
+    /// and no report is available.
+    OnConsumerThread {
+        /// The consumer whose thread made the call.
+        consumer: String,
+    },
 }
 
 impl fmt::Display for ShutdownError {
@@ -288,16 +328,24 @@ impl fmt::Display for ShutdownError {
         match self {
             ShutdownError::ConsumerPanicked {
                 consumer,
+                hook,
                 sequence,
                 message,
+                ..
             } => write!(
                 f,
-                "consumer `{consumer}` panicked at sequence {sequence}: {message}"
+                "consumer `{consumer}` panicked in {hook} at sequence {sequence}: {message}"
             ),
             ShutdownError::Timeout => write!(
                 f,
                 "consumers did not drain before the timeout and were halted; \
                  give shutdown_timeout more time or find the handler that blocks"
+            ),
+            ShutdownError::OnConsumerThread { consumer } => write!(
+                f,
+                "shutdown was called from inside consumer `{consumer}`, whose thread cannot wait \
+                 for itself: the queue is closed and drains, but no report is collected; call \
+                 shutdown from a thread the queue does not own (or signal one to do it)"
             ),
         }
     }

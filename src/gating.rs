@@ -33,8 +33,10 @@
 //!    those slots before the consumer has read them.
 //!
 //! Removing a consumer only drops a constraint, so cached minimums stay valid. A set is never left
-//! empty: removing its last sequence leaves a frozen copy of it, so producers stop (backpressure)
-//! instead of overwriting events nobody has read.
+//! empty: removing its last sequence leaves a frozen copy of it, so no producer can overwrite
+//! events nobody has read; and the queue refuses publishes while it has no live stage
+//! ([`PublishError::NoConsumers`](crate::PublishError::NoConsumers)), so none waits for room that
+//! nobody will make.
 
 use crate::sequence::{minimum, Sequence};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
@@ -166,18 +168,20 @@ impl Gating {
 
     /// Changes the graph with `change`, installs the gating set of the changed graph, and returns
     /// once no minimum can still be computed from the old set (the grace period of the module
-    /// docs).
-    pub(crate) fn change<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> R {
+    /// docs). The flag says whether the changed graph has no live stage left (the set installed
+    /// is then the frozen copy).
+    pub(crate) fn change<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> (R, bool) {
         let mut graph = self.graph.lock().unwrap();
         let old_min = self.minimum(i64::MAX);
         let result = change(&mut graph);
         let mut next = gating_sequences(&graph);
-        if next.is_empty() {
+        let none = next.is_empty();
+        if none {
             // Never leave producers unguarded: freeze the last position instead.
             next.push(Arc::new(Sequence::new(old_min)));
         }
         self.install(next.into_boxed_slice());
-        result
+        (result, none)
     }
 
     #[cfg(not(loom))]

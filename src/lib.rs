@@ -70,6 +70,7 @@
 mod barrier;
 mod builder;
 mod consumer;
+mod diag;
 mod disruptor;
 mod error;
 mod fence;
@@ -78,6 +79,7 @@ mod lifecycle;
 mod poller;
 mod pool;
 mod producer;
+mod report;
 mod ring;
 mod sequence;
 mod sequencer;
@@ -94,14 +96,15 @@ pub struct ReadmeDoctests;
 pub use builder::{Builder, ConsumerId};
 pub use consumer::{
     Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, FallibleFactory,
-    FallibleFn, FallibleHandler, IntoProcess, PanicPolicy, Retry, RetryPolicy, SharedFactory,
+    FallibleFn, FallibleHandler, Hook, IntoProcess, PanicPolicy, Retry, RetryPolicy, SharedFactory,
     SharedFn,
 };
-pub use disruptor::{ConsumerReport, Disruptor, ShutdownReport};
+pub use disruptor::Disruptor;
 pub use error::{BuildError, PublishError, ShutdownError};
 pub use poller::{PollState, Poller};
 pub use pool::WorkPool;
 pub use producer::{MultiProducer, Producer, SingleProducer};
+pub use report::{ConsumerReport, HandlerPanic, ShutdownReport};
 pub use sequence::INITIAL;
 pub use sequencer::{Multi, Sequencer, Single};
 pub use tracker::Tracker;

@@ -19,6 +19,11 @@
 //!
 //! The drain target is written before the state becomes `DRAINING` (Release) and read after seeing
 //! `DRAINING` (Acquire), so a consumer that sees the state always sees the target.
+//!
+//! Beside the phase, the word carries one flag, `NO_STAGE`: set while the queue has no live
+//! stage (the last one was removed, or the last poller dropped), cleared when one joins. It
+//! shares the word so that the producers' one check per claim (`check_open`: the word is
+//! exactly `RUNNING`) covers it at no cost; only a refused claim looks at which bit it was.
 
 use crossbeam_utils::CachePadded;
 
@@ -30,6 +35,15 @@ const CLOSING: usize = 1;
 const DRAINING: usize = 2;
 const HALTED: usize = 3;
 const FAILED: usize = 4;
+/// The bits of the word that hold the phase.
+const PHASE: usize = 0b111;
+/// Set while no stage is live: publishes are refused with [`PublishError::NoConsumers`].
+const NO_STAGE: usize = 0b1000;
+
+#[inline]
+fn phase(word: usize) -> usize {
+    word & PHASE
+}
 
 /// Why a consumer must stop waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +58,8 @@ pub(crate) enum Stop {
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
     pub(crate) consumer: String,
+    /// The consumer thread's id within the queue (names need not be unique).
+    pub(crate) worker: usize,
     pub(crate) sequence: i64,
 }
 
@@ -51,6 +67,8 @@ pub(crate) struct Lifecycle {
     state: CachePadded<AtomicUsize>,
     drain_to: AtomicI64,
     failure: Mutex<Option<Failure>>,
+    /// Orders the panics of the queue's handlers (cold: taken only by a panic).
+    tickets: AtomicUsize,
 }
 
 impl Lifecycle {
@@ -59,11 +77,13 @@ impl Lifecycle {
             state: CachePadded::new(AtomicUsize::new(RUNNING)),
             drain_to: AtomicI64::new(i64::MAX),
             failure: Mutex::new(None),
+            tickets: AtomicUsize::new(0),
         }
     }
 
-    /// `Ok` while producers may claim. Relaxed: a close that happens-before this call is seen by
-    /// coherence; one racing it is resolved by the sequencer (see `Sequencer::close`).
+    /// `Ok` while producers may claim: running, with a live stage. Relaxed: a close that
+    /// happens-before this call is seen by coherence; one racing it is resolved by the sequencer
+    /// (see `Sequencer::close`).
     #[inline]
     pub(crate) fn check_open(&self) -> Result<(), PublishError> {
         if self.state.load(Ordering::Relaxed) == RUNNING {
@@ -73,31 +93,36 @@ impl Lifecycle {
         }
     }
 
-    /// The error a producer gets once the queue is no longer running.
-    #[cold]
-    pub(crate) fn publish_error(&self) -> PublishError {
-        if self.state.load(Ordering::Acquire) == FAILED {
-            if let Some(f) = self.failure.lock().unwrap().as_ref() {
-                return PublishError::ConsumerFailed {
-                    consumer: f.consumer.clone(),
-                    sequence: f.sequence,
-                };
-            }
-        }
-        PublishError::Shutdown
+    /// Whether a producer waiting for room must give up: the queue stopped running, or its
+    /// last stage left (nobody would ever make room).
+    #[inline]
+    pub(crate) fn refuses_claims(&self) -> bool {
+        self.state.load(Ordering::Acquire) != RUNNING
     }
 
-    /// Whether a producer that holds a claim must give up waiting for room: only when consumers
-    /// stopped for good. While draining they still make room, and the claim will be drained.
-    #[inline]
-    pub(crate) fn producers_must_stop(&self) -> bool {
-        self.state.load(Ordering::Acquire) >= HALTED
+    /// The error a producer gets once the queue refuses claims.
+    #[cold]
+    pub(crate) fn publish_error(&self) -> PublishError {
+        let word = self.state.load(Ordering::Acquire);
+        match phase(word) {
+            FAILED => {
+                if let Some(f) = self.failure.lock().unwrap().as_ref() {
+                    return PublishError::ConsumerFailed {
+                        consumer: f.consumer.clone(),
+                        sequence: f.sequence,
+                    };
+                }
+                PublishError::Shutdown
+            }
+            RUNNING if word & NO_STAGE != 0 => PublishError::NoConsumers,
+            _ => PublishError::Shutdown,
+        }
     }
 
     /// Whether a consumer that wants `next` must stop waiting, and why.
     #[inline]
     pub(crate) fn consumer_stop(&self, next: i64) -> Option<Stop> {
-        match self.state.load(Ordering::Acquire) {
+        match phase(self.state.load(Ordering::Acquire)) {
             RUNNING | CLOSING => None,
             DRAINING => (next > self.drain_to.load(Ordering::Relaxed)).then_some(Stop::Drained),
             _ => Some(Stop::Halted),
@@ -107,55 +132,82 @@ impl Lifecycle {
     /// Whether consumers must stop at their next batch boundary.
     #[inline]
     pub(crate) fn is_halted(&self) -> bool {
-        self.state.load(Ordering::Relaxed) >= HALTED
+        phase(self.state.load(Ordering::Relaxed)) >= HALTED
     }
 
-    /// Whether the queue still accepts claims.
+    /// Whether the queue is running (not closed, halted or failed), with or without a stage.
     #[inline]
     pub(crate) fn is_running(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RUNNING
+        phase(self.state.load(Ordering::Acquire)) == RUNNING
+    }
+
+    /// Whether the queue has no live stage.
+    pub(crate) fn has_no_stage(&self) -> bool {
+        self.state.load(Ordering::Acquire) & NO_STAGE != 0
+    }
+
+    /// Records whether the queue has a live stage. Relaxed: the flag guards no data; a producer
+    /// waiting for room learns of it through the wait strategy's `notify`, which the caller
+    /// runs after this store.
+    pub(crate) fn set_no_stage(&self, none: bool) {
+        if none {
+            self.state.fetch_or(NO_STAGE, Ordering::Relaxed);
+        } else {
+            self.state.fetch_and(!NO_STAGE, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves the phase from `from` to `to`, keeping the flag; `false` if the phase was not
+    /// `from` (nothing is read then, hence Relaxed on failure).
+    fn advance(&self, from: impl Fn(usize) -> bool, to: usize, success: Ordering) -> bool {
+        self.state
+            .fetch_update(success, Ordering::Relaxed, |w| {
+                from(phase(w)).then_some(w & !PHASE | to)
+            })
+            .is_ok()
     }
 
     /// Starts a close: `true` for the one caller that must compute and set the drain target.
     pub(crate) fn begin_close(&self) -> bool {
-        self.state
-            .compare_exchange(RUNNING, CLOSING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        self.advance(|p| p == RUNNING, CLOSING, Ordering::AcqRel)
     }
 
     /// Publishes the drain target and moves to `DRAINING`, unless halted meanwhile.
     pub(crate) fn set_drain_target(&self, last: i64) {
         self.drain_to.store(last, Ordering::Relaxed);
         // Release: a consumer that sees DRAINING sees `drain_to`.
-        let _ =
-            self.state
-                .compare_exchange(CLOSING, DRAINING, Ordering::Release, Ordering::Relaxed);
+        self.advance(|p| p == CLOSING, DRAINING, Ordering::Release);
     }
 
     /// Halts: consumers stop at their next batch boundary, producers get `Err(Shutdown)`.
     pub(crate) fn halt(&self) {
-        let _ = self
-            .state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                (s < HALTED).then_some(HALTED)
-            });
+        self.advance(|p| p < HALTED, HALTED, Ordering::AcqRel);
     }
 
-    /// Fails the queue because `consumer` panicked at `sequence`; the first failure wins.
-    pub(crate) fn fail(&self, consumer: &str, sequence: i64) {
+    /// Fails the queue because `consumer` (thread `worker`) panicked at `sequence`; the first
+    /// failure wins, and is the one producers and `shutdown()` both report.
+    pub(crate) fn fail(&self, consumer: &str, worker: usize, sequence: i64) {
         let mut slot = self.failure.lock().unwrap();
         if slot.is_none() {
             *slot = Some(Failure {
                 consumer: consumer.to_owned(),
+                worker,
                 sequence,
             });
         }
         drop(slot);
         // Release: whoever sees FAILED finds the failure recorded above.
-        let _ = self
-            .state
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |s| {
-                (s != FAILED).then_some(FAILED)
-            });
+        self.advance(|p| p != FAILED, FAILED, Ordering::Release);
+    }
+
+    /// The failure that failed the queue, if one did.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.failure.lock().unwrap().clone()
+    }
+
+    /// The next panic's place in the order of the queue's panics.
+    pub(crate) fn ticket(&self) -> usize {
+        // Relaxed: only the order matters, and the counter's modification order gives it.
+        self.tickets.fetch_add(1, Ordering::Relaxed)
     }
 }

@@ -238,8 +238,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Drop for Poller<E, S, W> {
         let stage = self.stage;
         self.barrier.control.leave();
         // Not reading any more: leave the graph, so the gating set drops this sequence.
-        shared.gating.change(|graph| graph[stage].gone = true);
-        shared.wait.notify();
+        shared.change_graph(|graph| graph[stage].gone = true);
     }
 }
 

@@ -49,7 +49,7 @@ impl PoolClaim {
         Self {
             next: CachePadded::new(AtomicI64::new(next)),
             live: AtomicUsize::new(workers),
-            batch: batch.max(1) as i64,
+            batch: crate::consumer::clamp_count(batch),
         }
     }
 
@@ -192,13 +192,17 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             match self.wait_for(first) {
                 Waited::Ready(available) => {
                     let last = available.min(at.claim_end);
-                    self.deliver_batch(process, first, last, available, &mut at.next);
+                    if !self.deliver_batch(process, first, last, available, at) {
+                        // A replay was interrupted: the batch is not done.
+                        return Ended::Halted;
+                    }
                     at.next = last + 1;
+                    at.finished = last;
                     if self.barrier.must_stop() {
                         return Ended::Halted;
                     }
                 }
-                Waited::TimedOut => process.on_timeout(first - 1),
+                Waited::TimedOut => self.timed_out(process, at),
                 // Only a claim past the drain target waits here: everything below it is handled.
                 Waited::Stopped(crate::lifecycle::Stop::Drained) => return Ended::Drained,
                 Waited::Stopped(crate::lifecycle::Stop::Halted) => return Ended::Halted,
@@ -206,12 +210,13 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         }
     }
 
-    /// `HaltConsumer` for a pool worker (see the module docs): pass the rest of the claim, then
-    /// leave; the last live worker keeps passing events instead.
-    pub(crate) fn retire(&self, pool: &PoolClaim, at: &Position, exit: &mut ConsumerExit) {
+    /// `HaltConsumer` for a pool worker (see the module docs): pass the rest of the claim from
+    /// `at.next` (the first sequence not handled; after `on_event`, the one that panicked), each
+    /// once it is published, then leave; the last live worker keeps passing events instead.
+    /// Every sequence passed counts as skipped.
+    pub(crate) fn retire(&self, pool: &PoolClaim, at: &mut Position, exit: &mut ConsumerExit) {
         let left = pool.leave();
-        let mut next = at.next + 1; // `at.next` panicked
-        let mut end = at.claim_end;
+        let (mut next, mut end) = (at.next, at.claim_end);
         loop {
             while next <= end {
                 match self.barrier.wait_for(next, &self.barrier.shared.wait, None) {
@@ -219,6 +224,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                         let upto = available.min(end);
                         exit.skipped += (upto - next + 1) as u64;
                         next = upto + 1;
+                        at.finished = upto;
                         self.sequence.set(upto);
                         self.barrier.shared.wait.notify();
                     }
@@ -227,7 +233,8 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 }
             }
             if left {
-                // Published and passed up to the end of the claim: out of the minimum for good.
+                // Published and passed up to the end of the claim: out of the minimum for good
+                // (the report gives `at.finished`, not this).
                 self.sequence.set(i64::MAX);
                 self.barrier.shared.wait.notify();
                 return;
@@ -237,6 +244,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             }
             let (first, last) = pool.claim(|s| self.barrier.available(s));
             self.sequence.set(first - 1);
+            self.barrier.shared.wait.notify();
             (next, end) = (first, last);
         }
     }

@@ -140,7 +140,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         timeout: Duration,
         write: impl FnOnce(&mut E),
     ) -> Result<i64, PublishError> {
-        let mode = Mode::Until(crate::sync::now().map(|n| n + timeout));
+        let mode = Mode::Until(crate::sync::deadline_in(timeout));
         let seq = S::claim(&self.shared, &mut self.local, 1, mode)?;
         self.write_one(seq, write);
         Ok(seq)
@@ -240,7 +240,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         timeout: Duration,
         write: impl FnMut(&mut E, usize),
     ) -> Result<Range<i64>, PublishError> {
-        let mode = Mode::Until(crate::sync::now().map(|n| n + timeout));
+        let mode = Mode::Until(crate::sync::deadline_in(timeout));
         self.batch(n, mode, write)
     }
 

@@ -1,6 +1,6 @@
 //! What producers, consumers and the running queue share: one allocation per queue.
 
-use crate::gating::Gating;
+use crate::gating::{Gating, StageInfo};
 use crate::lifecycle::Lifecycle;
 use crate::ring::Ring;
 use crate::sequencer::sealed::SequencerImpl;
@@ -35,6 +35,19 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     pub(crate) fn halt(&self) {
         self.lifecycle.halt();
         self.wait.notify();
+    }
+
+    /// Changes the graph (see [`Gating::change`]) and keeps the lifecycle's "no live stage" flag in
+    /// step: set when the change leaves no live stage, so producers are refused instead of waiting
+    /// for room nobody will make. A stage that joins clears it itself, once it is in place (see
+    /// `Disruptor::join_stage`). Then wakes whoever waits, for room or on a sequence.
+    pub(crate) fn change_graph<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> R {
+        let (result, none) = self.gating.change(change);
+        if none {
+            self.lifecycle.set_no_stage(true);
+        }
+        self.wait.notify();
+        result
     }
 
     /// Free slots: capacity minus what is claimed and not yet released by every gating consumer.

@@ -26,9 +26,9 @@ pub(crate) use std::sync::atomic::Ordering;
 pub(crate) mod thread {
     //! Threads, switched to loom's under `cfg(loom)`.
     #[cfg(loom)]
-    pub(crate) use loom::thread::{spawn, yield_now, JoinHandle};
+    pub(crate) use loom::thread::{current, spawn, yield_now, JoinHandle};
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{Builder, JoinHandle};
+    pub(crate) use std::thread::{current, Builder, JoinHandle};
 
     /// Spawns a named consumer thread. Loom threads have no names.
     #[cfg(not(loom))]
@@ -73,6 +73,14 @@ pub(crate) fn now() -> Option<std::time::Instant> {
 }
 
 /// The deadline and the current instant, reading the clock only if there is a deadline.
+/// The instant `timeout` from now, or `None` (no deadline) when that is past what `Instant` can
+/// hold (`Duration::MAX`, say): a timeout too long to represent never fires, as with std's
+/// `Condvar::wait_timeout` and crossbeam-channel's `recv_timeout`. Also `None` under loom.
+#[inline]
+pub(crate) fn deadline_in(timeout: std::time::Duration) -> Option<std::time::Instant> {
+    now().and_then(|n| n.checked_add(timeout))
+}
+
 #[inline]
 pub(crate) fn deadline_and_now(
     deadline: Option<std::time::Instant>,

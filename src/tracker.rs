@@ -160,16 +160,22 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
         if self.is_processed(sequence) {
             return Ok(());
         }
-        let deadline = crate::sync::now().map(|n| n + timeout);
+        let deadline = crate::sync::deadline_in(timeout);
         let lifecycle = &self.shared.lifecycle;
         let ready = || self.is_processed(sequence).then_some(());
         let stop = || {
-            if let Watched::Stage { name, control, .. } = &*self.watched {
-                if control.left() {
+            match &*self.watched {
+                Watched::Stage { name, control, .. } if control.left() => {
                     return Some(PublishError::StageRemoved {
                         consumer: name.clone(),
                     });
                 }
+                // No live stage: nobody will process `sequence` (a stage that joins later
+                // starts after what is published now).
+                Watched::Graph if lifecycle.has_no_stage() => {
+                    return Some(PublishError::NoConsumers);
+                }
+                _ => {}
             }
             match lifecycle.consumer_stop(sequence) {
                 // Running, or draining with `sequence` within the drain: it will be processed.

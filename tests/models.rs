@@ -507,6 +507,7 @@ fn a_batch_that_keeps_failing_goes_to_the_panic_policy() {
                 consumer,
                 sequence,
                 message,
+                ..
             }) => {
                 assert_eq!((consumer.as_str(), sequence), ("db", 2));
                 assert!(message.contains("disk full") && message.contains("2 replays"));

@@ -6,7 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 
 use common::*;
-use ringmq::{Blocking, Builder, Consumer, PanicPolicy, PublishError, ShutdownError, Yielding};
+use ringmq::{
+    Blocking, Builder, Consumer, Hook, PanicPolicy, PublishError, ShutdownError, Yielding,
+};
 
 /// A consumer that panics on event 5 beside a recording bystander; the producer publishes until
 /// the failure reaches it (blocked on the ring the failed consumer never frees, or between
@@ -35,14 +37,26 @@ fn halts_on_panic<S: ringmq::Sequencer>(mut b: Builder<Ev, S, Blocking>) {
             sequence: 5
         })
     );
-    assert_eq!(
-        q.shutdown().unwrap_err(),
+    match q.shutdown().unwrap_err() {
         ShutdownError::ConsumerPanicked {
-            consumer: "boom".into(),
-            sequence: 5,
-            message: "bad event 5".into()
+            consumer,
+            hook,
+            sequence,
+            message,
+            report,
+        } => {
+            assert_eq!(
+                (consumer.as_str(), hook, sequence, message.as_str()),
+                ("boom", Hook::OnEvent, 5, "bad event 5")
+            );
+            assert_eq!(report.consumers.len(), 2);
+            assert!(
+                report.consumers[1].panic.is_none(),
+                "the bystander did not panic"
+            );
         }
-    );
+        other => panic!("{other:?}"),
+    }
     // The bystander stopped too, having seen an exact prefix (it may be ahead of `boom`).
     let seen = collect(&rx, 1);
     let got = &seen["bystander"];
