@@ -164,6 +164,20 @@ pub struct Single {
 }
 
 impl Single {
+    /// The cached minimum says `wrap` may not have room: wait for it (or give up, by `mode`),
+    /// taking the announcement back if the claim ends here. Out of line, so the claim that
+    /// finds room in its cache stays small enough to inline into every publish.
+    #[cold]
+    #[inline(never)]
+    fn make_room<E, W: WaitStrategy>(
+        shared: &Shared<E, Self, W>,
+        published: i64,
+        wrap: i64,
+        mode: Mode,
+    ) -> Result<i64, PublishError> {
+        wait_for_room(shared, wrap, mode).inspect_err(|_| shared.sequencer.retract(published))
+    }
+
     /// Ends a claim that publishes nothing (refused, full, timed out): `published` is the
     /// producer's last published sequence, at or below the cursor.
     #[cold]
@@ -221,13 +235,7 @@ impl SequencerImpl for Single {
         }
         let wrap = last - shared.ring.capacity();
         if wrap > local.cached_min {
-            match wait_for_room(shared, wrap, mode) {
-                Ok(min) => local.cached_min = min,
-                Err(e) => {
-                    this.retract(local.claimed);
-                    return Err(e);
-                }
-            }
+            local.cached_min = Self::make_room(shared, local.claimed, wrap, mode)?;
         }
         let first = local.claimed + 1;
         local.claimed = last;
@@ -306,6 +314,26 @@ impl Multi {
     }
 }
 
+impl Multi {
+    /// The cached minimum says `wrap` may not have room: reread the gating set, and wait for room
+    /// (or give up, by `mode`) if there is none, holding no claim. Caches what it saw (Release,
+    /// see the module docs); the caller then checks the counter again.
+    #[cold]
+    #[inline(never)]
+    fn make_room<E, W: WaitStrategy>(
+        shared: &Shared<E, Self, W>,
+        wrap: i64,
+        mode: Mode,
+    ) -> Result<(), PublishError> {
+        let mut min = shared.gating.minimum(i64::MAX);
+        if wrap > min {
+            min = wait_for_room(shared, wrap, mode)?;
+        }
+        shared.sequencer.cached_min.store(min, Ordering::Release);
+        Ok(())
+    }
+}
+
 #[allow(private_interfaces)]
 impl SequencerImpl for Multi {
     type Local = ();
@@ -348,15 +376,10 @@ impl SequencerImpl for Multi {
             let wrap = current + n - 1 - shared.ring.capacity();
             // Acquire: inherit the happens-before of whoever cached this minimum (module docs).
             if wrap > this.cached_min.load(Ordering::Acquire) {
-                let mut min = shared.gating.minimum(i64::MAX);
-                if wrap > min {
-                    // No room: wait (or give up) holding no claim, then look at the counter again.
-                    min = wait_for_room(shared, wrap, mode)?;
-                    this.cached_min.store(min, Ordering::Release);
-                    current = this.next.load(Ordering::Relaxed);
-                    continue;
-                }
-                this.cached_min.store(min, Ordering::Release);
+                // Out of line: the hot loop keeps only the cached check.
+                Self::make_room(shared, wrap, mode)?;
+                current = this.next.load(Ordering::Relaxed);
+                continue;
             }
             match this.next.compare_exchange_weak(
                 current,

@@ -135,21 +135,39 @@ pub struct Sleeping {
 }
 
 impl Sleeping {
-    /// Sleeps `period` between looks once spinning and yielding found nothing.
+    /// The longest nap: a sleeper sees a shutdown or halt only between naps, so a longer period
+    /// would only hold those up. Longer periods are cut to it.
+    pub const MAX_PERIOD: Duration = Duration::from_secs(1);
+
+    /// Sleeps `period` (at most [`MAX_PERIOD`](Self::MAX_PERIOD)) between looks once spinning
+    /// and yielding found nothing.
     ///
     /// ```
     /// use std::time::Duration;
     /// let wait = ringmq::Sleeping::new(Duration::from_micros(100));
-    /// # let _ = wait;
+    /// assert_eq!(wait.period(), Duration::from_micros(100));
+    /// // Any period is accepted; past a second it is cut, so shutdown is never held up longer.
+    /// assert_eq!(ringmq::Sleeping::new(Duration::MAX).period(), ringmq::Sleeping::MAX_PERIOD);
     /// ```
     pub fn new(period: Duration) -> Self {
         Self {
-            period,
+            period: period.min(Self::MAX_PERIOD),
             spin_first: true,
         }
     }
 
-    /// Sleeps `period` as soon as a look finds nothing, without spinning or yielding first: the
+    /// The period between looks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(ringmq::Sleeping::immediate(Duration::ZERO).period(), Duration::ZERO);
+    /// ```
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Sleeps `period` (at most [`MAX_PERIOD`](Self::MAX_PERIOD)) as soon as a look finds
+    /// nothing, without spinning or yielding first: the
     /// least CPU while waiting, and the choice when threads outnumber cores. Consumers then
     /// wake to whole batches instead of chasing the producer event by event.
     ///
@@ -169,7 +187,7 @@ impl Sleeping {
     /// ```
     pub fn immediate(period: Duration) -> Self {
         Self {
-            period,
+            period: period.min(Self::MAX_PERIOD),
             spin_first: false,
         }
     }
@@ -317,7 +335,7 @@ pub enum PollingWait {
     BusySpin,
     /// [`Yielding`].
     Yielding,
-    /// [`Sleeping`] with this period.
+    /// [`Sleeping`] with this period (cut to [`Sleeping::MAX_PERIOD`]).
     Sleeping(Duration),
 }
 
