@@ -1146,8 +1146,11 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     /// `Duration::MAX` holds up neither a drain nor a halt).
     #[inline]
     fn coalesce(&self, first: i64, c: Coalesce) {
+        // A batch never exceeds the ring: a larger minimum would pause a consumer behind a full
+        // ring, where the producer waits for it, until the delay ran out (or for ever).
+        let min = c.min.min(self.barrier.shared.ring.capacity());
         let available = self.barrier.available(first);
-        if available < first || available - first + 1 >= c.min {
+        if available < first || available - first + 1 >= min {
             return;
         }
         // No clock under loom: no pause there (the models check delivery, not timing).
@@ -1159,7 +1162,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 if spins % 64 == 0
                     && (!self.barrier.shared.lifecycle.is_running()
                         || self.barrier.must_stop()
-                        || self.barrier.available(first) - first + 1 >= c.min)
+                        || self.barrier.available(first) - first + 1 >= min)
                 {
                     return;
                 }
