@@ -85,6 +85,17 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
         if available >= next {
             return Waited::Ready(available);
         }
+        if crate::sync::MODEL_TIMEOUTS && timeout.is_some() {
+            // Under loom: time does not pass, so a timed wait that finds nothing times out at
+            // once, the schedule in which the timeout elapses before the event comes (the model
+            // of a hook panic while waiting needs `on_timeout` to run). The yield lets the other
+            // modelled threads run between two timeouts.
+            if let Some(stop) = self.stop(next) {
+                return Waited::Stopped(stop);
+            }
+            crate::sync::thread::yield_now();
+            return Waited::TimedOut;
+        }
         let deadline = timeout.and_then(crate::sync::deadline_in);
         wait.wait_until(
             || {

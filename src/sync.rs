@@ -28,7 +28,7 @@ pub(crate) mod thread {
     #[cfg(loom)]
     pub(crate) use loom::thread::{current, spawn, yield_now, JoinHandle};
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{current, Builder, JoinHandle};
+    pub(crate) use std::thread::{current, yield_now, Builder, JoinHandle};
 
     /// Spawns a named consumer thread. Loom threads have no names.
     #[cfg(not(loom))]
@@ -64,6 +64,10 @@ pub(crate) mod thread {
 }
 
 /// The current instant, or `None` under loom, where time does not exist and deadlines never fire.
+/// Whether a consumer's timed wait times out as soon as it finds nothing (under loom, where time
+/// does not pass; see `Barrier::wait_for`).
+pub(crate) const MODEL_TIMEOUTS: bool = cfg!(loom);
+
 #[inline]
 pub(crate) fn now() -> Option<std::time::Instant> {
     #[cfg(not(loom))]

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use common::with_timeout;
 use ringmq::{
-    Blocking, Builder, BusySpin, Consumer, ConsumerId, EventHandler, PollState, PollingWait,
-    Sleeping, WaitStrategy, WorkPool, Yielding,
+    Blocking, Builder, BusySpin, Consumer, ConsumerId, EventHandler, Hook, PanicPolicy, PollState,
+    PollingWait, Sleeping, WaitStrategy, WorkPool, Yielding,
 };
 
 /// splitmix64: a small, good-enough generator, so a seed replays a run exactly.
@@ -88,6 +88,20 @@ struct Scenario {
     publish_batch: usize,
     max_batch: Option<usize>,
     per_producer: u64,
+    /// A planted handler panic in the first consumer of one shared, non-pool layer.
+    fault: Option<Fault>,
+}
+
+/// Where a planted panic goes and what its consumer does after it. The healthy consumers must
+/// still verify every event; the faulty one loses only what its policy says.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    layer: usize,
+    hook: Hook,
+    policy: PanicPolicy,
+    /// For `on_event`, the sequence that panics; for the other hooks, the first call once the
+    /// consumer is past this sequence panics (for `on_timeout`, if it ever idles).
+    at: i64,
 }
 
 impl Scenario {
@@ -103,7 +117,7 @@ impl Scenario {
             .map(|&n| (n > 1 && rng.chance(40)).then(|| 1 + rng.below(16) as usize))
             .collect();
         // A single consumer or a whole pool may write (a pool is one stage); parallel consumers not.
-        let exclusive = layers
+        let exclusive: Vec<bool> = layers
             .iter()
             .zip(&pools)
             .map(|(&n, pool)| (n == 1 || pool.is_some()) && rng.chance(50))
@@ -120,6 +134,25 @@ impl Scenario {
         let publish_batch = 1 + rng.below(capacity.min(8) as u64) as usize;
         let max_batch = rng.chance(30).then(|| 1 + rng.below(16) as usize);
         let per_producer = (budget / producers as u64).max(1);
+        let fault = rng.chance(35).then(|| {
+            let layer = rng.below(layers.len() as u64) as usize;
+            let hook = [
+                Hook::OnEvent,
+                Hook::OnBatchStart,
+                Hook::OnTimeout,
+                Hook::OnStart,
+            ][rng.below(4) as usize];
+            let policy = [PanicPolicy::SkipEvent, PanicPolicy::HaltConsumer][rng.below(2) as usize];
+            // Early: scenarios are resized after the draw, and may be short.
+            let at = rng.below(50) as i64;
+            (pools[layer].is_none() && !exclusive[layer]).then_some(Fault {
+                layer,
+                hook,
+                policy,
+                at,
+            })
+        });
+        let fault = fault.flatten();
         Self {
             producers,
             multi,
@@ -133,12 +166,13 @@ impl Scenario {
             publish_batch,
             max_batch,
             per_producer,
+            fault,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "{}P {} cap {} layers {:?} exclusive {:?} pools {:?}{} wait {} batch {} max_batch {:?} x{}",
+            "{}P {} cap {} layers {:?} exclusive {:?} pools {:?}{} wait {} batch {} max_batch {:?} x{}{}",
             self.producers,
             if self.multi { "multi" } else { "single" },
             self.capacity,
@@ -149,7 +183,10 @@ impl Scenario {
             ["busy-spin", "yielding", "blocking", "sleeping"][self.wait as usize],
             self.publish_batch,
             self.max_batch,
-            self.per_producer
+            self.per_producer,
+            self.fault
+                .map(|f| format!(" fault L{}.0 {:?} {:?} @{}", f.layer, f.hook, f.policy, f.at))
+                .unwrap_or_default()
         )
     }
 }
@@ -165,16 +202,40 @@ struct Checker {
     next_seq: i64,
     next_n: Vec<u64>,
     out: mpsc::Sender<Report>,
+    /// The planted panic, until it fires.
+    fault: Option<Fault>,
+    /// Events verified (a skipped one is not).
+    verified: u64,
 }
 
 impl Checker {
+    /// Panics once in `hook` if this checker carries that fault and is past its point.
+    fn fire(&mut self, hook: Hook) {
+        if let Some(f) = self.fault {
+            if f.hook == hook && (hook == Hook::OnStart || self.next_seq > f.at) {
+                self.fault = None;
+                panic!("stress: planted panic in {hook}");
+            }
+        }
+    }
+
     fn check(&mut self, e: &Ev, seq: i64) {
+        if let Some(f) = self.fault {
+            if f.hook == Hook::OnEvent && seq == f.at {
+                self.fault = None;
+                // The event is skipped (SkipEvent) or the handler stops (HaltConsumer).
+                self.next_seq = seq + 1;
+                self.next_n[e.producer as usize] = e.n + 1;
+                panic!("stress: planted panic at {seq}");
+            }
+        }
         assert_eq!(
             seq, self.next_seq,
             "{}: lost, duplicated or reordered sequence",
             self.name
         );
         self.next_seq += 1;
+        self.verified += 1;
         assert_eq!(
             e.check,
             checksum(e.producer, e.n),
@@ -203,8 +264,17 @@ impl EventHandler<Ev> for Checker {
     fn on_event(&mut self, e: &Ev, seq: i64, _: bool) {
         self.check(e, seq);
     }
+    fn on_start(&mut self) {
+        self.fire(Hook::OnStart);
+    }
+    fn on_batch_start(&mut self, _: i64, _: i64) {
+        self.fire(Hook::OnBatchStart);
+    }
+    fn on_timeout(&mut self, _: i64) {
+        self.fire(Hook::OnTimeout);
+    }
     fn on_shutdown(&mut self) {
-        let _ = self.out.send((self.name.clone(), self.next_seq as u64));
+        let _ = self.out.send((self.name.clone(), self.verified));
     }
 }
 
@@ -214,7 +284,7 @@ impl ringmq::ExclusiveHandler<Ev> for Checker {
         e.stamps[self.layer] = stamp(e, self.layer);
     }
     fn on_shutdown(&mut self) {
-        let _ = self.out.send((self.name.clone(), self.next_seq as u64));
+        let _ = self.out.send((self.name.clone(), self.verified));
     }
 }
 
@@ -337,6 +407,7 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
             this_layer.push(id);
         } else {
             for i in 0..width {
+                let fault = sc.fault.filter(|f| f.layer == layer && i == 0);
                 let checker = Checker {
                     name: format!("L{layer}.{i}"),
                     layer,
@@ -344,6 +415,8 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
                     next_seq: 0,
                     next_n: vec![0; sc.producers as usize],
                     out: tx.clone(),
+                    fault,
+                    verified: 0,
                 };
                 let name = checker.name.clone();
                 expected.insert(name.clone(), 1);
@@ -362,6 +435,9 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
                         // A consumer with its own polling strategy beside the queue's.
                         c = c.wait_strategy(PollingWait::Yielding);
                     }
+                    if let Some(f) = fault {
+                        c = c.on_panic(f.policy).timeout(Duration::from_millis(1));
+                    }
                     b.add_after(&previous, c).unwrap()
                 };
                 this_layer.push(id);
@@ -379,7 +455,26 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
     for t in producers {
         t.join().unwrap();
     }
-    queue.shutdown().unwrap();
+    let faulty = sc.fault.map(|f| format!("L{}.0", f.layer));
+    let fired = match queue.shutdown() {
+        Ok(report) => {
+            // A hook panic passed over under SkipEvent is counted; an event panic is a skip.
+            let c = faulty
+                .as_ref()
+                .and_then(|n| report.consumers.iter().find(|c| &c.name == n));
+            c.is_some_and(|c| c.skipped + c.skipped_hooks > 0)
+        }
+        Err(ringmq::ShutdownError::ConsumerPanicked { consumer, .. }) => {
+            assert_eq!(
+                Some(&consumer),
+                faulty.as_ref(),
+                "only the faulty consumer panics"
+            );
+            assert_eq!(sc.fault.map(|f| f.policy), Some(PanicPolicy::HaltConsumer));
+            true
+        }
+        Err(e) => panic!("shutdown: {e}"),
+    };
     let mut reports: HashMap<String, (u64, u64)> = HashMap::new();
     for (name, count) in rx.iter() {
         let r = reports.entry(name).or_default();
@@ -389,7 +484,18 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
     assert_eq!(reports.len(), expected.len(), "every stage reports");
     for (name, (reported, count)) in reports {
         assert_eq!(reported, expected[&name], "{name}: every worker reports");
-        assert_eq!(count, total, "{name} verified {count} of {total} events");
+        if Some(&name) == faulty.as_ref() && fired {
+            let f = sc.fault.unwrap();
+            match (f.policy, f.hook) {
+                // Only the planted event is lost to it.
+                (PanicPolicy::SkipEvent, Hook::OnEvent) => assert_eq!(count, total - 1, "{name}"),
+                // A hook call passed over: every event still handled.
+                (PanicPolicy::SkipEvent, _) => assert_eq!(count, total, "{name}"),
+                _ => assert!(count <= total, "{name}"),
+            }
+        } else {
+            assert_eq!(count, total, "{name} verified {count} of {total} events");
+        }
     }
 }
 

@@ -325,3 +325,30 @@ fn handler_panic_releases_producers_and_is_reported() {
         }
     });
 }
+
+/// A multi producer waits for room that only a poller can make, and the poller's owner calls
+/// `shutdown()` (so it is never polled meanwhile). The producer holds no claim while it waits,
+/// so the drain needs nothing of it: shutdown returns, the producer is refused, and the consumer
+/// got exactly what was published. (Claiming before waiting, as ringmq once did, deadlocked here:
+/// the drain waited for the claim, the claim for the poller, the poller for the shutdown.)
+#[test]
+fn shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller() {
+    loom::model(|| {
+        let mut b = Builder::multi_producer(1, || 0u64, Blocking::new()).unwrap();
+        let (out, c) = recorder("c");
+        b.add(c).unwrap();
+        let pid = b.add_poller(&[]).unwrap();
+        let (mut p, mut q) = b.build().unwrap();
+        let poller = q.take_poller(pid).unwrap();
+        p.publish(|e| *e = 1).unwrap();
+        let t = thread::spawn(move || {
+            let r = p.publish(|e| *e = 2);
+            (r, p)
+        });
+        q.shutdown().unwrap();
+        let (r, p) = t.join().unwrap();
+        assert_eq!(r, Err(PublishError::Shutdown));
+        assert_eq!(seen(&out), numbered(&[1]));
+        drop((poller, p));
+    });
+}

@@ -4,7 +4,10 @@
 #![cfg(loom)]
 
 use loom::thread;
-use ringmq::{Blocking, Builder, Consumer, PollState, WorkPool};
+use ringmq::{
+    Blocking, Builder, Consumer, EventHandler, Hook, PanicPolicy, PollState, ShutdownError,
+    WorkPool,
+};
 use ringmq_loom_tests::{recorder, Out};
 
 /// A pool of two workers on a ring of 2, three events (a wrap): every event is handled by exactly
@@ -150,4 +153,62 @@ fn dropping_a_poller_releases_a_blocked_producer() {
         q.shutdown().unwrap();
         assert_eq!(*out.lock().unwrap(), vec![(0, 0), (1, 1)]);
     });
+}
+
+/// A consumer's `on_timeout` panics while it waits for an event that is not published yet (under
+/// loom a timed wait that finds nothing times out at once). Under `SkipEvent` the call is passed
+/// over, under `HaltConsumer` the handler stops and the consumer follows; either way it must not
+/// pass the sequence it was waiting for: the stage after it never reads a slot before the
+/// producer wrote it (loom's cell tracking), and gets every event with its value.
+fn hook_panic_while_waiting(policy: PanicPolicy) {
+    struct Panicky(bool);
+    impl EventHandler<u64> for Panicky {
+        fn on_event(&mut self, _: &u64, _: i64, _: bool) {}
+        fn on_timeout(&mut self, _: i64) {
+            if !self.0 {
+                self.0 = true;
+                panic!("on_timeout fails");
+            }
+        }
+    }
+    loom::model(move || {
+        let out: Out = Default::default();
+        let mut b = Builder::single_producer(2, || 0u64, Blocking::new()).unwrap();
+        let waiting = b
+            .add(
+                Consumer::with_handler("waiting", || Panicky(false))
+                    .timeout(std::time::Duration::from_secs(1))
+                    .on_panic(policy),
+            )
+            .unwrap();
+        b.add_after(&[waiting], recorder("after", &out)).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        p.publish(|e| *e = 1).unwrap();
+        p.publish(|e| *e = 2).unwrap();
+        drop(p);
+        let report = match q.shutdown() {
+            Ok(r) => r,
+            Err(ShutdownError::ConsumerPanicked { hook, report, .. }) => {
+                assert_eq!(hook, Hook::OnTimeout);
+                report
+            }
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(*out.lock().unwrap(), vec![(0, 1), (1, 2)]);
+        let w = &report.consumers[0];
+        assert_eq!(w.last_sequence, 1);
+        if policy == PanicPolicy::SkipEvent {
+            assert_eq!((w.skipped, w.skipped_hooks <= 1), (0, true));
+        }
+    });
+}
+
+#[test]
+fn hook_panic_while_waiting_never_passes_an_unpublished_slot() {
+    hook_panic_while_waiting(PanicPolicy::SkipEvent);
+}
+
+#[test]
+fn hook_panic_while_waiting_under_halt_consumer_follows_only_published() {
+    hook_panic_while_waiting(PanicPolicy::HaltConsumer);
 }
