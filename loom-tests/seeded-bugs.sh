@@ -10,7 +10,7 @@ target="${RINGMQ_MUTANT_TARGET:-$root/target/loom-mutants}"
 filter="${1:-}"
 trap 'rm -rf "$work"' EXIT
 
-# name | file | perl substitution (must match exactly once) | model
+# name | file | perl substitution (must match exactly once; no '|' in it: it splits entries) | model
 bugs=(
   "sequence-store-relaxed|src/sequence.rs|s/self.0.store\(value, Ordering::Release\)/self.0.store(value, Ordering::Relaxed)/|single_producer_wrap_never_overwrites"
   "single-producer-no-wrap-check|src/sequencer.rs|s/if wrap > local.cached_min \{/if false \&\& wrap > local.cached_min {/|single_producer_wrap_never_overwrites"
@@ -30,9 +30,9 @@ bugs=(
   "close-ignores-announced-claim|src/sequencer.rs|s/if cursor >= announced \{/if true {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
   "refused-claim-not-retracted|src/sequencer.rs|s/Err\(e\) => \{\n                    this.retract\(local.claimed\);/Err(e) => {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
   "single-producer-no-light-fence|src/sequencer.rs|s/crate::fence::light\(this.fenced\);//|shutdown_releases_a_producer_blocked_on_a_full_ring"
-  "blocked-producer-ignores-stop|src/sequencer.rs|s/let stop = \|\| shared.lifecycle.refuses_claims\(\).then_some\(\(\)\);/let stop = || None::<()>;/|handler_panic_releases_producers_and_is_reported"
-  "waiting-producer-drains-like-a-claim|src/sequencer.rs|s/let stop = \|\| shared.lifecycle.refuses_claims\(\)/let stop = || shared.lifecycle.is_halted()/|shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller"
-  "panic-does-not-fail-the-queue|src/consumer.rs|s/self.barrier.shared.lifecycle.fail\(&self.name, sequence\);//|handler_panic_releases_producers_and_is_reported"
+  "blocked-producer-ignores-stop|src/sequencer.rs|s/shared.lifecycle.refuses_claims\(\).then_some\(\(\)\)/None::<()>/|handler_panic_releases_producers_and_is_reported"
+  "waiting-producer-drains-like-a-claim|src/sequencer.rs|s/shared.lifecycle.refuses_claims\(\).then_some/shared.lifecycle.is_halted().then_some/|shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller"
+  "panic-does-not-fail-the-queue|src/consumer.rs|s/\.fail\(&self.name, self.worker, sequence\);/.is_running();/|handler_panic_releases_producers_and_is_reported"
   "pool-claim-without-cas|src/pool.rs|s/match self.next.compare_exchange_weak\(\n                first,\n                first \+ n,\n                Ordering::Relaxed,\n                Ordering::Relaxed,\n            \) \{/match { self.next.store(first + n, Ordering::Relaxed); Ok::<i64, i64>(first) } {/|work_pool_claims_each_event_once_and_gates_reuse"
   "pool-worker-releases-claim-early|src/pool.rs|s/now.\n                self.sequence.set\(first - 1\);\n                shared.wait.notify/now.\n                self.sequence.set(last);\n                shared.wait.notify/|stage_after_a_pool_waits_for_the_worker_that_took_the_event"
   "join-skips-wake-up|src/disruptor.rs|s/shared.wait.notify\(\);\n        if stage.poller \{/if stage.poller {/|joining_consumer_never_reads_an_overwritten_slot"

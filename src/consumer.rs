@@ -212,7 +212,9 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Replays a failed batch up to `attempts` times, sleeping `pause` before each replay.
+    /// Replays a failed batch up to `attempts` times, sleeping `pause` before each replay. Any
+    /// values are accepted (`u32::MAX` attempts, `Duration::MAX` pauses): a halt still ends the
+    /// retrying at once.
     ///
     /// ```
     /// use std::time::Duration;
@@ -245,6 +247,31 @@ impl RetryPolicy {
 
 /// What a consumer does when its handler panics.
 ///
+/// A panic in [`on_event`](EventHandler::on_event) (or a [`FallibleHandler`] whose retries ran
+/// out) is an *event* failure: the event was published and handed over. A panic in any other hook
+/// is not: `on_timeout` runs while the consumer waits for an event that may not be published yet,
+/// `on_batch_start` before the batch is handed over, `on_start` before anything. No policy ever
+/// moves a consumer past a sequence that was not published, so the stages after it never read a
+/// slot a producer is still writing.
+///
+/// | panic in | `HaltAll` | `SkipEvent` | `HaltConsumer` |
+/// |---|---|---|---|
+/// | `on_event` | the queue fails | the event is skipped (`skipped += 1`), the handler goes on | the handler stops; the consumer passes every event from this one on (`skipped`) |
+/// | `on_batch_start` | the queue fails | the call is passed over (`skipped_hooks += 1`), the batch is still handed over | as above, from the batch's first event |
+/// | `on_timeout` | the queue fails | the call is passed over (`skipped_hooks += 1`) | as above, from the event it waited for, once published |
+/// | `on_start` | the queue fails | the call is passed over (`skipped_hooks += 1`) | as above, from the first event |
+/// | the handler factory | the queue fails | as `HaltConsumer`: with no handler there is nothing to go on with | as above, from the first event |
+/// | `on_shutdown` | reported by `shutdown()`, never fails the queue (the others may still be draining) | same | same |
+///
+/// "The queue fails": other consumers stop at their next batch, producers get
+/// [`PublishError::ConsumerFailed`](crate::PublishError::ConsumerFailed), and `shutdown()` returns
+/// [`ShutdownError::ConsumerPanicked`](crate::ShutdownError::ConsumerPanicked), naming the same
+/// consumer. `HaltConsumer` and `on_shutdown` panics are returned by `shutdown()` too; passed-over
+/// `SkipEvent` panics are counted in the [`ConsumerReport`](crate::ConsumerReport) and logged. A
+/// panic outside every hook (a user [`WaitStrategy`]) always fails the queue. For a pool worker,
+/// "the consumer passes every event" means it passes the rest of its claim and leaves the pool
+/// (the last live worker keeps passing instead, see [`WorkPool`](crate::WorkPool)).
+///
 /// ```
 /// use ringmq::{Builder, Consumer, PanicPolicy, Yielding};
 ///
@@ -268,12 +295,13 @@ pub enum PanicPolicy {
     /// [`Disruptor::shutdown`](crate::Disruptor::shutdown) returns the panic. The default.
     #[default]
     HaltAll,
-    /// Report the panic on stderr, skip the event, go on with the next one (and the same handler).
-    /// The count of skipped events is in the [`ShutdownReport`](crate::ShutdownReport).
+    /// Report the panic on stderr, skip the event (or pass over the hook call), go on with the
+    /// same handler. The counts are in the [`ShutdownReport`](crate::ShutdownReport).
     SkipEvent,
     /// Report the panic on stderr and stop calling this handler. The consumer keeps following its
-    /// upstream without handling anything, so it holds back neither producers nor the stages after
-    /// it (which go on without its work); `shutdown` returns the panic.
+    /// upstream without handling anything (passing each event only once it is published), so it
+    /// holds back neither producers nor the stages after it (which go on without its work);
+    /// `shutdown` returns the panic.
     HaltConsumer,
 }
 
@@ -473,8 +501,9 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
         self
     }
 
-    /// Hands at most `n` events (at least 1) to the handler per batch, storing the consumer's
-    /// sequence after each: frees slots sooner for producers, at a store per `n` events.
+    /// Hands at most `n` events (at least 1; any larger `n`, up to `usize::MAX`, is accepted) to
+    /// the handler per batch, storing the consumer's sequence after each: frees slots sooner for
+    /// producers, at a store per `n` events.
     ///
     /// ```
     /// let c = ringmq::Consumer::new("small-batches", |_: &u64, _, _| {}).max_batch(64);
@@ -484,7 +513,10 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
         self
     }
 
-    /// Calls the handler's `on_timeout` whenever `timeout` passes with no event.
+    /// Calls the handler's `on_timeout` whenever `timeout` passes with no event. Any duration is
+    /// accepted: zero calls it whenever a look finds nothing, and one too long for `Instant`
+    /// (`Duration::MAX`) never fires. A panic in `on_timeout` follows the [`PanicPolicy`] table;
+    /// it never passes the event being waited for.
     ///
     /// ```
     /// use ringmq::{Consumer, EventHandler};
@@ -539,7 +571,9 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
     /// looked), so a consumer waiting for a quiet producer delivers as soon as an event arrives:
     /// the latency of isolated events is unchanged; events that arrive while the producer streams
     /// are delayed by up to `delay`. Off by default. Single consumers only: pool workers and
-    /// pollers ignore it.
+    /// pollers ignore it. Any values are accepted: `min_batch` is cut to the ring's capacity
+    /// (a batch can be no larger), and the pause ends early once `min_batch` events are there or
+    /// the queue stops running, so even `Duration::MAX` holds up neither producers nor shutdown.
     ///
     /// ```
     /// use ringmq::Consumer;
@@ -557,7 +591,10 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
     }
 
     /// How a [fallible](Consumer::fallible) handler's failed batches are replayed; without it a
-    /// failed batch goes straight to the panic policy. No effect on other handlers.
+    /// failed batch goes straight to the panic policy. No effect on other handlers. The pause
+    /// between replays is taken in slices of a millisecond and ends as soon as the queue halts
+    /// (or the stage is removed); a replay interrupted so leaves the batch not done: the stages
+    /// after this one never see it.
     ///
     /// ```
     /// use ringmq::{Consumer, RetryPolicy};

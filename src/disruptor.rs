@@ -84,8 +84,9 @@ struct StageRun<E, S: Sequencer, W: WaitStrategy> {
 
 /// A running queue: owns the consumer threads, and changes the graph while running.
 ///
-/// Dropping it shuts the queue down (draining) and joins the threads; call
-/// [`shutdown`](Self::shutdown) to get their report and any handler panic.
+/// Dropping it shuts the queue down (draining) and joins the threads, whatever its stages are (a
+/// queue of pollers only is closed too: its producers are refused, its pollers drain and see
+/// `Closed`); call [`shutdown`](Self::shutdown) to get their report and any handler panic.
 ///
 /// # Stages added and removed while running
 /// [`add_consumer`](Self::add_consumer), [`add_pool`](Self::add_pool) and
@@ -146,14 +147,18 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     /// joins the consumer threads.
     ///
     /// Publishes after this return [`PublishError::Shutdown`](crate::PublishError::Shutdown), and
-    /// so does a producer waiting for room when nothing it claimed needs draining. A publish
-    /// racing this call from another thread is either drained (and returns `Ok`) or refused; it
-    /// is never lost. A producer's publish closure that never returns holds the close up.
-    /// Pollers are not waited for: they drain as their owners poll them.
+    /// so does a producer waiting for room (of either kind: a producer claims only once it has
+    /// room, so a waiting one holds nothing that needs draining). A publish racing this call
+    /// from another thread is either drained (and returns `Ok`) or refused; it is never lost. A
+    /// producer's publish closure that never returns holds the close up. Pollers are not waited
+    /// for, wherever they are (taken, never taken, owned by the thread calling this): they drain
+    /// as their owners poll them, then see [`PollState::Closed`](crate::PollState::Closed).
     ///
     /// # Errors
     /// [`ShutdownError::ConsumerPanicked`] if a handler panicked (under
-    /// [`PanicPolicy::HaltAll`](crate::PanicPolicy) or `HaltConsumer`).
+    /// [`PanicPolicy::HaltAll`](crate::PanicPolicy) or `HaltConsumer`, or in `on_shutdown`), with
+    /// the full report; [`ShutdownError::OnConsumerThread`] if called from inside one of this
+    /// queue's handlers (the queue is closed and drains all the same).
     ///
     /// ```
     /// # use ringmq::{Builder, Consumer, Yielding};
@@ -768,12 +773,15 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
 
     /// Removes a stage from the running queue: it stops at its next batch boundary, its threads
     /// are joined, and its sequences leave the gating set. Events it had not reached are still
-    /// processed by every other stage. A [`Poller`] is removed by dropping it.
+    /// processed by every other stage. A [`Poller`] is removed by dropping it. Removing (or
+    /// dropping) the last live stage leaves nobody to read new events: publishes are then refused
+    /// with [`PublishError::NoConsumers`](crate::PublishError::NoConsumers) (never left waiting
+    /// at a full ring) until a stage is added again.
     ///
     /// # Errors
     /// [`BuildError::HasDependents`] if a live stage comes after it, [`BuildError::PollerUpstream`]
-    /// for a poller that was taken (drop it instead), [`BuildError::Removed`],
-    /// [`BuildError::ForeignConsumer`].
+    /// for a poller that was taken (drop it instead), [`BuildError::SelfRemoval`] from inside the
+    /// stage's own handler, [`BuildError::Removed`], [`BuildError::ForeignConsumer`].
     ///
     /// ```
     /// # use ringmq::{Builder, Consumer, Yielding};

@@ -7,7 +7,9 @@
 //! poller's sequence once (`Release`), as the batch loop does.
 //!
 //! Dropping the poller removes its sequence from the gating set, so a poller that is no longer
-//! polled can never hold producers back.
+//! polled can never hold producers back (if it was the last live stage, publishes are refused
+//! with `NoConsumers` instead of waiting). A panic in the closure passed to `poll` reaches the
+//! caller; the event it panicked on is not consumed, and the next poll hands it again.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
