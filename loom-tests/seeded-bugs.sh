@@ -39,6 +39,7 @@ bugs=(
   "removed-stage-keeps-gating|src/disruptor.rs|s/self.shared.change_graph\((.)g\1 g\[index\].gone = true\);/self.shared.gating.graph_mut(\${1}g\${1} g[index].gone = true);/|removed_consumer_stops_gating"
   "hook-panic-taken-for-event|src/consumer.rs|s/let hook = at.hook;/let hook = if at.hook == Hook::OnTimeout { Hook::OnEvent } else { at.hook };/|hook_panic_while_waiting_never_passes_an_unpublished_slot"
   "follow-passes-without-waiting|src/consumer.rs|s/        let mut next = at.next;\n        loop \{/        self.sequence.set(at.next);\n        let mut next = at.next + 1;\n        loop {/|hook_panic_while_waiting_under_halt_consumer_follows_only_published"
+  "no-stage-not-flagged|src/shared.rs|s/self.lifecycle.set_no_stage\(true\)\)/{})/|dropping_the_last_stage_refuses_producers_instead_of_stranding_them"
   "dropped-poller-keeps-gating|src/poller.rs|s/shared.change_graph\((.)graph\1 graph\[stage\].gone = true\);/shared.gating.graph_mut(\${1}graph\${1} graph[stage].gone = true);/|dropping_a_poller_releases_a_blocked_producer"
 )
 

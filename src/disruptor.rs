@@ -744,27 +744,34 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         let sequences: Vec<Arc<Sequence>> = (0..stage.width())
             .map(|_| Arc::new(Sequence::new(below)))
             .collect();
-        let (index, _) = shared.gating.change(|graph| {
-            graph.push(StageInfo {
-                name: stage.name.clone(),
-                upstream: stage.upstream.clone(),
-                exclusive: stage.exclusive,
-                sequences,
-                dynamic: true,
-                poller: stage.poller,
-                gone: false,
-                control: Arc::new(Control::default()),
-                first: 0,
-            });
-            graph.len() - 1
-        });
+        let index = shared.gating.change(
+            |graph| {
+                graph.push(StageInfo {
+                    name: stage.name.clone(),
+                    upstream: stage.upstream.clone(),
+                    exclusive: stage.exclusive,
+                    sequences,
+                    dynamic: true,
+                    poller: stage.poller,
+                    gone: false,
+                    control: Arc::new(Control::default()),
+                    first: 0,
+                });
+                graph.len() - 1
+            },
+            // The new stage is live: the graph cannot be left empty.
+            || {},
+        );
         // After the grace period: no cached minimum is above the join point.
         let join = shared.sequencer.join_point().max(below);
         shared.gating.graph_mut(|g| g[index].first = join + 1);
         self.launch(index, stage, join)?;
         // In place, reading from the join point on: publishes may go through again if the queue
-        // had no live stage (see `Shared::change_graph`).
-        shared.lifecycle.set_no_stage(false);
+        // had no live stage. Under the graph's lock, as the flag is set (`Shared::change_graph`),
+        // so a stage leaving at the same time cannot set it after this clears it.
+        shared
+            .gating
+            .graph(|_| shared.lifecycle.set_no_stage(false));
         Ok(ConsumerId {
             builder: self.id,
             index,

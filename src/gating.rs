@@ -168,20 +168,25 @@ impl Gating {
 
     /// Changes the graph with `change`, installs the gating set of the changed graph, and returns
     /// once no minimum can still be computed from the old set (the grace period of the module
-    /// docs). The flag says whether the changed graph has no live stage left (the set installed
-    /// is then the frozen copy).
-    pub(crate) fn change<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> (R, bool) {
+    /// docs). `emptied` runs, under the writers' lock, if the changed graph has no live stage left
+    /// (the set installed is then the frozen copy), so that whoever records that fact is
+    /// serialized with every other change.
+    pub(crate) fn change<R>(
+        &self,
+        change: impl FnOnce(&mut Vec<StageInfo>) -> R,
+        emptied: impl FnOnce(),
+    ) -> R {
         let mut graph = self.graph.lock().unwrap();
         let old_min = self.minimum(i64::MAX);
         let result = change(&mut graph);
         let mut next = gating_sequences(&graph);
-        let none = next.is_empty();
-        if none {
+        if next.is_empty() {
             // Never leave producers unguarded: freeze the last position instead.
             next.push(Arc::new(Sequence::new(old_min)));
+            emptied();
         }
         self.install(next.into_boxed_slice());
-        (result, none)
+        result
     }
 
     #[cfg(not(loom))]

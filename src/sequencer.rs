@@ -312,9 +312,7 @@ impl Multi {
     fn entry(&self, sequence: i64) -> &AtomicI32 {
         &self.available[(sequence & self.mask) as usize]
     }
-}
 
-impl Multi {
     /// The cached minimum says `wrap` may not have room: reread the gating set, and wait for room
     /// (or give up, by `mode`) if there is none, holding no claim. Caches what it saw (Release,
     /// see the module docs); the caller then checks the counter again.

@@ -38,14 +38,14 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     }
 
     /// Changes the graph (see [`Gating::change`]) and keeps the lifecycle's "no live stage" flag in
-    /// step: set when the change leaves no live stage, so producers are refused instead of waiting
-    /// for room nobody will make. A stage that joins clears it itself, once it is in place (see
-    /// `Disruptor::join_stage`). Then wakes whoever waits, for room or on a sequence.
+    /// step: set, under the graph's lock, when the change leaves no live stage, so producers are
+    /// refused instead of waiting for room nobody will make. A stage that joins clears it, also
+    /// under the lock, once it is in place (see `Disruptor::join_stage`). Then wakes whoever
+    /// waits, for room or on a sequence.
     pub(crate) fn change_graph<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> R {
-        let (result, none) = self.gating.change(change);
-        if none {
-            self.lifecycle.set_no_stage(true);
-        }
+        let result = self
+            .gating
+            .change(change, || self.lifecycle.set_no_stage(true));
         self.wait.notify();
         result
     }

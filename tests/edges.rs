@@ -113,15 +113,16 @@ fn shutdown_timeout_with_any_duration() {
             let (mut p, q) = b.build().unwrap();
             p.publish(|e| fill(e, 0, 0)).unwrap();
             match q.shutdown_timeout(d) {
-                // Zero (or a nanosecond) may not be enough to drain one event.
-                Err(ShutdownError::Timeout) => assert!(d < Duration::from_millis(1)),
+                // A finite timeout may be too short to drain one event on a loaded machine; one
+                // past what `Instant` holds is no deadline, so it must drain.
+                Err(ShutdownError::Timeout) => assert!(!huge(d), "{d:?} timed out"),
                 Ok(report) => assert_eq!(report.consumers[0].last_sequence, 0),
                 Err(e) => panic!("{d:?}: {e}"),
             }
             drop(p);
             let seen = collect(&rx, 1);
             assert!(seen["r"].len() <= 1);
-            if d >= Duration::from_millis(2) {
+            if huge(d) {
                 assert_eq!(seen["r"].len(), 1, "{d:?}: drained");
             }
         }

@@ -5,8 +5,8 @@
 
 use loom::thread;
 use ringmq::{
-    Blocking, Builder, Consumer, EventHandler, Hook, PanicPolicy, PollState, ShutdownError,
-    WorkPool,
+    Blocking, Builder, Consumer, EventHandler, Hook, PanicPolicy, PollState, PublishError,
+    ShutdownError, WorkPool,
 };
 use ringmq_loom_tests::{recorder, Out};
 
@@ -211,4 +211,29 @@ fn hook_panic_while_waiting_never_passes_an_unpublished_slot() {
 #[test]
 fn hook_panic_while_waiting_under_halt_consumer_follows_only_published() {
     hook_panic_while_waiting(PanicPolicy::HaltConsumer);
+}
+
+/// The only stage is a poller that is never polled, so a ring of 1 stays full; the producer waits
+/// for room. Dropping the poller leaves the queue with no live stage: the waiting producer is
+/// released with `NoConsumers` (not left waiting for a reader that no longer exists), and later
+/// publishes are refused the same way.
+#[test]
+fn dropping_the_last_stage_refuses_producers_instead_of_stranding_them() {
+    loom::model(|| {
+        let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
+        let pid = b.add_poller(&[]).unwrap();
+        let (mut p, mut q) = b.build().unwrap();
+        let poller = q.take_poller(pid).unwrap();
+        p.publish(|e| *e = 1).unwrap();
+        let t = thread::spawn(move || {
+            let r = p.publish(|e| *e = 2);
+            (r, p)
+        });
+        drop(poller);
+        let (r, mut p) = t.join().unwrap();
+        assert_eq!(r, Err(PublishError::NoConsumers));
+        assert_eq!(p.try_publish(|e| *e = 3), Err(PublishError::NoConsumers));
+        drop(p);
+        q.shutdown().unwrap();
+    });
 }
