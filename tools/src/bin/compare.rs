@@ -1,0 +1,802 @@
+//! The comparison driver: implementations measured as fresh processes, interleaved in shuffled
+//! rounds, each trial bracketed by probes of the cache-line floor, results split by host state.
+//!
+//! Why not criterion: this machine's two vCPUs move between a "near" placement (a cache-line round
+//! trip well under 100 ns) and a "far" one (over 400 ns) every few seconds to minutes. Criterion
+//! measures one implementation after another in one process, so two of its figures may come from
+//! two host states. Here every trial is its own process (no warm state carried over), the order of
+//! (implementation, scenario) trials is shuffled in every round, and each trial probes the floor
+//! before and after: a trial is "near" or "far" only if both probes agree, else it is dropped. The
+//! trials time themselves (one number per process, no statistics inside), and this parent reports,
+//! per host state, the median, the inter-quartile range and the ratio of medians with a bootstrap
+//! interval. Criterion stays the tool for the developer's loop (`cargo bench`).
+//!
+//! ```text
+//! cargo run --release -p ringmq-tools --bin compare -- [--rounds 15] [--scenarios u64-1,rtt]
+//!     [--impls ringmq,disruptor] [--bin LABEL=PATH] [--out FILE] [--seed N]
+//! ```
+//! `--bin before=/path/to/compare` adds another build of this driver (say, of an older commit):
+//! its `ringmq` trials are reported as `before`, interleaved with the rest.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use disruptor::ProcessorSettings;
+
+const RING: usize = 1024;
+
+/// Every scenario; whether a higher figure is better, and its unit.
+const SCENARIOS: [(&str, bool, &str); 7] = [
+    ("u64-1", true, "M events/s"),
+    ("u64-10", true, "M events/s"),
+    ("u64-100", true, "M events/s"),
+    ("b64-1", true, "M events/s"),
+    ("rtt", false, "ns"),
+    ("3p1c-1", true, "M events/s"),
+    ("pipeline3-1", true, "M events/s"),
+];
+const IMPLS: [&str; 4] = ["ringmq", "disruptor", "rtrb", "crossbeam"];
+
+fn supported(imp: &str, scenario: &str) -> bool {
+    match imp {
+        "rtrb" => !scenario.starts_with("3p1c") && !scenario.starts_with("pipeline"),
+        "crossbeam" => !scenario.starts_with("pipeline"),
+        _ => true,
+    }
+}
+
+fn pin(core: usize) {
+    let _ = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child: probe, run one scenario, probe.
+
+/// The cache-line round trip between cores 0 and 1, ns: the median of 7 bursts of 2000. Both
+/// sides run on threads of their own, so the main thread's affinity stays whole (the disruptor
+/// crate checks a pinned core against the caller's).
+fn floor() -> f64 {
+    let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let l = line.clone();
+    let rounds = 7 * 2000u64;
+    let echo = std::thread::spawn(move || {
+        pin(1);
+        for i in 0..rounds {
+            while l.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            l.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let ping = std::thread::spawn(move || {
+        pin(0);
+        let mut bursts = Vec::new();
+        for b in 0..7 {
+            let t = Instant::now();
+            for i in b * 2000..(b + 1) * 2000 {
+                line.store(2 * i + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != 2 * i + 2 {
+                    std::hint::spin_loop();
+                }
+            }
+            bursts.push(t.elapsed().as_nanos() as f64 / 2000.0);
+        }
+        bursts
+    });
+    let mut bursts = ping.join().unwrap();
+    echo.join().unwrap();
+    median(&mut bursts)
+}
+
+/// A 64-byte event.
+#[derive(Clone, Copy, Default)]
+struct Big([u64; 8]);
+
+#[derive(Clone, Copy)]
+struct DisruptorYield;
+impl disruptor::wait_strategies::WaitStrategy for DisruptorYield {
+    fn wait_for(&self, _: disruptor::Sequence) {
+        std::thread::yield_now();
+    }
+}
+
+/// 1P-1C: the producer (core 0) publishes `events` in bursts of `burst`; the consumer (core 1)
+/// sums them and checks the count. Returns M events/s.
+fn unicast<T: Copy + Default + Send + Sync + 'static>(
+    imp: &str,
+    events: u64,
+    burst: u64,
+    make: fn(u64) -> T,
+    value: fn(&T) -> u64,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let want: u64 = (0..events).sum();
+    let d = done.clone();
+    let start;
+    match imp {
+        "ringmq" => {
+            let mut b =
+                ringmq::Builder::single_producer(RING, T::default, ringmq::BusySpin).unwrap();
+            let mut sum = 0u64;
+            b.add(
+                ringmq::Consumer::new("sink", move |e: &T, seq, _| {
+                    sum = sum.wrapping_add(value(e));
+                    if seq as u64 + 1 == events {
+                        d.store(sum, Ordering::Release);
+                    }
+                })
+                .pin_to_core(1),
+            )
+            .unwrap();
+            let (mut p, q) = b.build().unwrap();
+            pin(0);
+            start = Instant::now();
+            let mut i = 0;
+            while i < events {
+                if burst == 1 {
+                    p.publish(|e| *e = make(i)).unwrap();
+                } else {
+                    p.publish_batch(burst as usize, |e, k| *e = make(i + k as u64))
+                        .unwrap();
+                }
+                i += burst;
+            }
+            wait_done(&done);
+            let t = start.elapsed();
+            drop(p);
+            q.shutdown().unwrap();
+            check(&done, want);
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        "disruptor" => {
+            let mut sum = 0u64;
+            let mut p = disruptor::build_single_producer(RING, T::default, disruptor::BusySpin)
+                .pin_at_core(1)
+                .handle_events_with(move |e: &T, seq, _eob| {
+                    sum = sum.wrapping_add(value(e));
+                    if seq as u64 + 1 == events {
+                        d.store(sum, Ordering::Release);
+                    }
+                })
+                .build();
+            pin(0);
+            start = Instant::now();
+            let mut i = 0;
+            while i < events {
+                if burst == 1 {
+                    disruptor::Producer::publish(&mut p, |e| *e = make(i));
+                } else {
+                    disruptor::Producer::batch_publish(&mut p, burst as usize, |it| {
+                        for (k, e) in it.enumerate() {
+                            *e = make(i + k as u64);
+                        }
+                    });
+                }
+                i += burst;
+            }
+            wait_done(&done);
+            let t = start.elapsed();
+            drop(p);
+            check(&done, want);
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        "rtrb" => {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(RING);
+            let consumer = std::thread::spawn(move || {
+                pin(1);
+                let (mut sum, mut n) = (0u64, 0u64);
+                while n < events {
+                    let k = rx.slots();
+                    if k == 0 {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    let chunk = rx.read_chunk(k).unwrap();
+                    for e in chunk.into_iter() {
+                        sum = sum.wrapping_add(value(&e));
+                    }
+                    n += k as u64;
+                }
+                d.store(sum, Ordering::Release);
+            });
+            pin(0);
+            start = Instant::now();
+            let mut i = 0;
+            while i < events {
+                for k in 0..burst {
+                    let mut v = make(i + k);
+                    while let Err(rtrb::PushError::Full(back)) = tx.push(v) {
+                        v = back;
+                        std::hint::spin_loop();
+                    }
+                }
+                i += burst;
+            }
+            consumer.join().unwrap();
+            let t = start.elapsed();
+            check(&done, want);
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        "crossbeam" => {
+            let (tx, rx) = crossbeam_channel::bounded::<T>(RING);
+            let consumer = std::thread::spawn(move || {
+                pin(1);
+                let mut sum = 0u64;
+                for _ in 0..events {
+                    sum = sum.wrapping_add(value(&rx.recv().unwrap()));
+                }
+                d.store(sum, Ordering::Release);
+            });
+            pin(0);
+            start = Instant::now();
+            for i in 0..events {
+                tx.send(make(i)).unwrap();
+            }
+            consumer.join().unwrap();
+            let t = start.elapsed();
+            check(&done, want);
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        other => panic!("unknown implementation {other}"),
+    }
+}
+
+fn wait_done(done: &AtomicU64) {
+    let t = Instant::now();
+    while done.load(Ordering::Acquire) == 0 {
+        assert!(t.elapsed().as_secs() < 120, "the consumer never finished");
+        std::hint::spin_loop();
+    }
+}
+
+fn check(done: &AtomicU64, want: u64) {
+    assert_eq!(
+        done.load(Ordering::Acquire),
+        want,
+        "the consumer's sum is wrong"
+    );
+}
+
+/// Round trip: `n` pings from core 0 through one ring and back through another (an echo on core
+/// 1). Returns the median, over bursts of 1000, of the mean round trip, ns.
+fn rtt(imp: &str, n: u64) -> f64 {
+    let mut bursts = Vec::new();
+    let bursts_of = 1000;
+    match imp {
+        "ringmq" => {
+            let mut back =
+                ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+            let id = back.add_poller(&[]).unwrap();
+            let (back_tx, mut back_q) = back.build().unwrap();
+            let mut back_rx = back_q.take_poller(id).unwrap();
+            let mut fwd =
+                ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+            let fid = fwd.add_poller(&[]).unwrap();
+            let (mut tx, mut fwd_q) = fwd.build().unwrap();
+            let mut fwd_rx = fwd_q.take_poller(fid).unwrap();
+            let echo = std::thread::spawn(move || {
+                pin(1);
+                let mut back_tx = back_tx;
+                let mut got = 0;
+                while got < n {
+                    fwd_rx.poll(|v, _, _| {
+                        back_tx.publish(|e| *e = *v).unwrap();
+                        got += 1;
+                        true
+                    });
+                }
+            });
+            pin(0);
+            for b in 0..n / bursts_of {
+                let t = Instant::now();
+                for i in b * bursts_of..(b + 1) * bursts_of {
+                    tx.publish(|e| *e = i).unwrap();
+                    let mut seen = false;
+                    while !seen {
+                        back_rx.poll(|v, _, _| {
+                            assert_eq!(*v, i);
+                            seen = true;
+                            true
+                        });
+                    }
+                }
+                bursts.push(t.elapsed().as_nanos() as f64 / bursts_of as f64);
+            }
+            echo.join().unwrap();
+        }
+        "disruptor" => {
+            let (mut back_rx, back) =
+                disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+                    .new_event_poller();
+            let back_tx = back.build();
+            let (mut fwd_rx, fwd) =
+                disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+                    .new_event_poller();
+            let mut tx = fwd.build();
+            let echo = std::thread::spawn(move || {
+                pin(1);
+                let mut back_tx = back_tx;
+                let mut got = 0;
+                while got < n {
+                    if let Ok(mut events) = fwd_rx.poll() {
+                        for v in &mut events {
+                            let v = *v;
+                            disruptor::Producer::publish(&mut back_tx, |e| *e = v);
+                            got += 1;
+                        }
+                    }
+                }
+            });
+            pin(0);
+            for b in 0..n / bursts_of {
+                let t = Instant::now();
+                for i in b * bursts_of..(b + 1) * bursts_of {
+                    disruptor::Producer::publish(&mut tx, |e| *e = i);
+                    let mut seen = false;
+                    while !seen {
+                        if let Ok(mut events) = back_rx.poll() {
+                            for v in &mut events {
+                                assert_eq!(*v, i);
+                                seen = true;
+                            }
+                        }
+                    }
+                }
+                bursts.push(t.elapsed().as_nanos() as f64 / bursts_of as f64);
+            }
+            echo.join().unwrap();
+        }
+        "rtrb" => {
+            let (mut tx, mut fwd_rx) = rtrb::RingBuffer::<u64>::new(RING);
+            let (mut back_tx, mut back_rx) = rtrb::RingBuffer::<u64>::new(RING);
+            let echo = std::thread::spawn(move || {
+                pin(1);
+                for _ in 0..n {
+                    let v = loop {
+                        if let Ok(v) = fwd_rx.pop() {
+                            break v;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    back_tx.push(v).unwrap();
+                }
+            });
+            pin(0);
+            for b in 0..n / bursts_of {
+                let t = Instant::now();
+                for i in b * bursts_of..(b + 1) * bursts_of {
+                    tx.push(i).unwrap();
+                    loop {
+                        if let Ok(v) = back_rx.pop() {
+                            assert_eq!(v, i);
+                            break;
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+                bursts.push(t.elapsed().as_nanos() as f64 / bursts_of as f64);
+            }
+            echo.join().unwrap();
+        }
+        "crossbeam" => {
+            let (tx, fwd_rx) = crossbeam_channel::bounded::<u64>(RING);
+            let (back_tx, back_rx) = crossbeam_channel::bounded::<u64>(RING);
+            let echo = std::thread::spawn(move || {
+                pin(1);
+                for _ in 0..n {
+                    back_tx.send(fwd_rx.recv().unwrap()).unwrap();
+                }
+            });
+            pin(0);
+            for b in 0..n / bursts_of {
+                let t = Instant::now();
+                for i in b * bursts_of..(b + 1) * bursts_of {
+                    tx.send(i).unwrap();
+                    assert_eq!(back_rx.recv().unwrap(), i);
+                }
+                bursts.push(t.elapsed().as_nanos() as f64 / bursts_of as f64);
+            }
+            echo.join().unwrap();
+        }
+        other => panic!("unknown implementation {other}"),
+    }
+    median(&mut bursts)
+}
+
+/// 3P-1C, one event per publish, everyone yielding (four threads on two cores). M events/s.
+fn three_producers(imp: &str, per: u64) -> f64 {
+    const P: u64 = 3;
+    let done = Arc::new(AtomicU64::new(0));
+    let go = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let total = P * per;
+    let spawn = |mut f: Box<dyn FnMut(u64) + Send>, go: Arc<AtomicBool>| {
+        std::thread::spawn(move || {
+            while !go.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            for i in 0..per {
+                f(i);
+            }
+        })
+    };
+    let (threads, finish): (Vec<_>, Box<dyn FnOnce()>) = match imp {
+        "ringmq" => {
+            let mut b = ringmq::Builder::multi_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let mut n = 0u64;
+            b.add(ringmq::Consumer::new("sink", move |_: &u64, _, _| {
+                n += 1;
+                if n == total {
+                    d.store(n, Ordering::Release);
+                }
+            }))
+            .unwrap();
+            let (p, q) = b.build().unwrap();
+            let threads = (0..P)
+                .map(|_| {
+                    let mut p = p.clone();
+                    spawn(
+                        Box::new(move |i| {
+                            p.publish(|e| *e = i).unwrap();
+                        }),
+                        go.clone(),
+                    )
+                })
+                .collect();
+            drop(p);
+            (threads, Box::new(move || drop(q.shutdown().unwrap())))
+        }
+        "disruptor" => {
+            let mut n = 0u64;
+            let p = disruptor::build_multi_producer(RING, || 0u64, DisruptorYield)
+                .handle_events_with(move |_: &u64, _, _| {
+                    n += 1;
+                    if n == total {
+                        d.store(n, Ordering::Release);
+                    }
+                })
+                .build();
+            let threads = (0..P)
+                .map(|_| {
+                    let mut p = p.clone();
+                    spawn(
+                        Box::new(move |i| {
+                            disruptor::Producer::publish(&mut p, |e| *e = i);
+                        }),
+                        go.clone(),
+                    )
+                })
+                .collect();
+            (threads, Box::new(move || drop(p)))
+        }
+        "crossbeam" => {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let consumer = std::thread::spawn(move || {
+                for n in 1..=total {
+                    rx.recv().unwrap();
+                    if n == total {
+                        d.store(n, Ordering::Release);
+                    }
+                }
+            });
+            let threads = (0..P)
+                .map(|_| {
+                    let tx = tx.clone();
+                    spawn(Box::new(move |i| tx.send(i).unwrap()), go.clone())
+                })
+                .collect();
+            (threads, Box::new(move || consumer.join().unwrap()))
+        }
+        other => panic!("unknown implementation {other}"),
+    };
+    let start = Instant::now();
+    go.store(true, Ordering::Release);
+    let t0 = Instant::now();
+    while done.load(Ordering::Acquire) != total {
+        assert!(t0.elapsed().as_secs() < 120, "3p1c never finished");
+        std::thread::yield_now();
+    }
+    let t = start.elapsed();
+    for t in threads {
+        t.join().unwrap();
+    }
+    finish();
+    total as f64 / t.as_secs_f64() / 1e6
+}
+
+/// A pipeline of three stages after one producer, one event per publish, everyone yielding
+/// (four threads on two cores). M events/s.
+fn pipeline3(imp: &str, events: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let start;
+    match imp {
+        "ringmq" => {
+            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let a = b
+                .add(ringmq::Consumer::new("a", |_: &u64, _, _| {}))
+                .unwrap();
+            let m = b
+                .add_after(&[a], ringmq::Consumer::new("b", |_: &u64, _, _| {}))
+                .unwrap();
+            b.add_after(
+                &[m],
+                ringmq::Consumer::new("c", move |_: &u64, seq, _| {
+                    if seq as u64 + 1 == events {
+                        d.store(1, Ordering::Release);
+                    }
+                }),
+            )
+            .unwrap();
+            let (mut p, q) = b.build().unwrap();
+            start = Instant::now();
+            for i in 0..events {
+                p.publish(|e| *e = i).unwrap();
+            }
+            wait_yielding(&done);
+            let t = start.elapsed();
+            drop(p);
+            q.shutdown().unwrap();
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        "disruptor" => {
+            let mut p = disruptor::build_single_producer(RING, || 0u64, DisruptorYield)
+                .handle_events_with(|_: &u64, _, _| {})
+                .and_then()
+                .handle_events_with(|_: &u64, _, _| {})
+                .and_then()
+                .handle_events_with(move |_: &u64, seq, _| {
+                    if seq as u64 + 1 == events {
+                        d.store(1, Ordering::Release);
+                    }
+                })
+                .build();
+            start = Instant::now();
+            for i in 0..events {
+                disruptor::Producer::publish(&mut p, |e| *e = i);
+            }
+            wait_yielding(&done);
+            let t = start.elapsed();
+            drop(p);
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        other => panic!("unknown implementation {other}"),
+    }
+}
+
+fn wait_yielding(done: &AtomicU64) {
+    let t = Instant::now();
+    while done.load(Ordering::Acquire) == 0 {
+        assert!(t.elapsed().as_secs() < 120, "the last stage never finished");
+        std::thread::yield_now();
+    }
+}
+
+fn trial(scenario: &str, imp: &str) -> f64 {
+    match scenario {
+        "u64-1" => unicast(imp, 5_000_000, 1, |i| i, |e| *e),
+        "u64-10" => unicast(imp, 20_000_000, 10, |i| i, |e| *e),
+        "u64-100" => unicast(imp, 40_000_000, 100, |i| i, |e| *e),
+        "b64-1" => unicast(imp, 5_000_000, 1, |i| Big([i; 8]), |e| e.0[7]),
+        "rtt" => rtt(imp, 100_000),
+        "3p1c-1" => three_producers(imp, 1_000_000),
+        "pipeline3-1" => pipeline3(imp, 2_000_000),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: rounds, classification, statistics.
+
+fn median(v: &mut [f64]) -> f64 {
+    quantile(v, 0.5)
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let x = q * (v.len() - 1) as f64;
+    let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (x - lo as f64)
+}
+
+/// xorshift64*: shuffles and bootstrap, reproducible from the seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The 95% bootstrap interval of median(a) / median(b).
+fn bootstrap_ratio(a: &[f64], b: &[f64], rng: &mut Rng) -> (f64, f64) {
+    let mut ratios: Vec<f64> = (0..2000)
+        .map(|_| {
+            let mut ra: Vec<f64> = (0..a.len()).map(|_| a[rng.below(a.len())]).collect();
+            let mut rb: Vec<f64> = (0..b.len()).map(|_| b[rng.below(b.len())]).collect();
+            median(&mut ra) / median(&mut rb)
+        })
+        .collect();
+    (quantile(&mut ratios, 0.025), quantile(&mut ratios, 0.975))
+}
+
+#[derive(Clone)]
+struct Trial {
+    scenario: String,
+    label: String,
+    value: f64,
+    floors: (f64, f64),
+}
+
+fn state(floors: (f64, f64)) -> Option<&'static str> {
+    let (a, b) = floors;
+    if a < 200.0 && b < 200.0 {
+        Some("near")
+    } else if a > 300.0 && b > 300.0 {
+        Some("far")
+    } else {
+        None
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--trial") {
+        let (scenario, imp) = (&args[2], &args[3]);
+        let before = floor();
+        let value = trial(scenario, imp);
+        let after = floor();
+        println!("RESULT {value} {before} {after}");
+        return;
+    }
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let rounds: usize = opt("--rounds").map_or(15, |r| r.parse().unwrap());
+    let seed: u64 = opt("--seed").map_or(0x5EED_1234, |s| s.parse().unwrap());
+    let scenarios: Vec<String> = opt("--scenarios").map_or_else(
+        || SCENARIOS.iter().map(|s| s.0.to_string()).collect(),
+        |s| s.split(',').map(str::to_string).collect(),
+    );
+    let impls: Vec<String> = opt("--impls").map_or_else(
+        || IMPLS.iter().map(|s| s.to_string()).collect(),
+        |s| s.split(',').map(str::to_string).collect(),
+    );
+    // (label, binary, implementation inside it)
+    let me = std::env::current_exe().unwrap();
+    let mut runners: Vec<(String, std::path::PathBuf, String)> = impls
+        .iter()
+        .map(|i| (i.clone(), me.clone(), i.clone()))
+        .collect();
+    for (i, a) in args.iter().enumerate() {
+        if a == "--bin" {
+            let (label, path) = args[i + 1].split_once('=').expect("--bin LABEL=PATH");
+            runners.push((label.to_string(), path.into(), "ringmq".to_string()));
+        }
+    }
+    let mut rng = Rng(seed | 1);
+    let mut trials: Vec<Trial> = Vec::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        let mut order: Vec<(String, usize)> = scenarios
+            .iter()
+            .flat_map(|s| (0..runners.len()).map(move |r| (s.clone(), r)))
+            .filter(|(s, r)| supported(&runners[*r].2, s))
+            .collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for (scenario, r) in order {
+            let (label, bin, imp) = &runners[r];
+            let out = Command::new(bin)
+                .args(["--trial", &scenario, imp])
+                .output()
+                .expect("run a trial");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Some(line) = text.lines().find(|l| l.starts_with("RESULT ")) else {
+                eprintln!(
+                    "compare: {label} {scenario} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::process::exit(1);
+            };
+            let f: Vec<f64> = line[7..].split(' ').map(|x| x.parse().unwrap()).collect();
+            trials.push(Trial {
+                scenario: scenario.clone(),
+                label: label.clone(),
+                value: f[0],
+                floors: (f[1], f[2]),
+            });
+        }
+        eprintln!(
+            "compare: round {}/{rounds} done ({:.0?})",
+            round + 1,
+            started.elapsed()
+        );
+    }
+    let mut report = String::new();
+    let dropped = trials.iter().filter(|t| state(t.floors).is_none()).count();
+    report += &format!(
+        "{} trials in {rounds} shuffled rounds ({dropped} dropped: the floor moved during the trial); \
+         seed {seed}\n",
+        trials.len()
+    );
+    for st in ["near", "far"] {
+        let here: Vec<&Trial> = trials
+            .iter()
+            .filter(|t| state(t.floors) == Some(st))
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        let mut floors: Vec<f64> = here.iter().flat_map(|t| [t.floors.0, t.floors.1]).collect();
+        report += &format!(
+            "\n### {st} (cache-line round trip median {:.0} ns over {} probes)\n\n",
+            median(&mut floors),
+            floors.len()
+        );
+        report += "| scenario | implementation | trials | median | IQR | ringmq / it (95% CI) |\n|---|---|---|---|---|---|\n";
+        for (scenario, higher, unit) in SCENARIOS {
+            if !scenarios.iter().any(|s| s == scenario) {
+                continue;
+            }
+            let values = |label: &str| -> Vec<f64> {
+                here.iter()
+                    .filter(|t| t.scenario == scenario && t.label == label)
+                    .map(|t| t.value)
+                    .collect()
+            };
+            let ours = values("ringmq");
+            for (label, _, _) in &runners {
+                let mut v = values(label);
+                if v.is_empty() {
+                    continue;
+                }
+                let m = median(&mut v);
+                let (q1, q3) = (quantile(&mut v, 0.25), quantile(&mut v, 0.75));
+                let ratio = if label == "ringmq" || ours.len() < 3 || v.len() < 3 {
+                    "-".to_string()
+                } else {
+                    let mut o = ours.clone();
+                    let r = median(&mut o) / m;
+                    let (lo, hi) = bootstrap_ratio(&ours, &v, &mut rng);
+                    let note = if higher { "" } else { " (lower is better)" };
+                    format!("{r:.2}x [{lo:.2}, {hi:.2}]{note}")
+                };
+                report += &format!(
+                    "| {scenario} | {label} | {} | {m:.1} {unit} | {q1:.1} - {q3:.1} | {ratio} |\n",
+                    v.len()
+                );
+            }
+        }
+    }
+    print!("{report}");
+    if let Some(path) = opt("--out") {
+        std::fs::write(&path, &report).expect("write the report");
+        // The raw trials beside it, for charts and re-analysis.
+        let raw: String = trials
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {} {} {}\n",
+                    t.scenario, t.label, t.value, t.floors.0, t.floors.1
+                )
+            })
+            .collect();
+        std::fs::write(format!("{path}.trials"), raw).expect("write the trials");
+    }
+}
