@@ -577,10 +577,10 @@ fn wait_yielding(done: &AtomicU64) {
 
 fn trial(scenario: &str, imp: &str) -> f64 {
     match scenario {
-        "u64-1" => unicast(imp, 5_000_000, 1, |i| i, |e| *e),
-        "u64-10" => unicast(imp, 20_000_000, 10, |i| i, |e| *e),
+        "u64-1" => unicast(imp, 2_000_000, 1, |i| i, |e| *e),
+        "u64-10" => unicast(imp, 10_000_000, 10, |i| i, |e| *e),
         "u64-100" => unicast(imp, 20_000_000, 100, |i| i, |e| *e),
-        "b64-1" => unicast(imp, 5_000_000, 1, |i| Big([i; 8]), |e| e.0[7]),
+        "b64-1" => unicast(imp, 2_000_000, 1, |i| Big([i; 8]), |e| e.0[7]),
         "rtt" => rtt(imp, 100_000),
         "3p1c-1" => three_producers(imp, 300_000),
         "pipeline3-1" => pipeline3(imp, 500_000),
