@@ -1265,12 +1265,10 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         for seq in first..last + 1 {
             // Records `seq` only if the handler unwinds: no store per event.
             let guard = PanicAt(at, seq);
-            // SAFETY: `first..=last` is published (the barrier's Acquire) and not released (this
-            // consumer's sequence is below `first`; a pool worker claimed the range alone);
-            // exclusivity was checked by the builder. Exercised by the loom models
-            // `pipeline_stage_two_sees_stage_one_writes` and
-            // `hook_panic_while_waiting_never_passes_an_unpublished_slot`, and under miri by the
-            // delivery and failure-matrix tests.
+            // Exercised by loom (`pipeline_stage_two_sees_stage_one_writes`, `hook_panic_while_*`)
+            // and, under miri, by the delivery and failure-matrix tests.
+            // SAFETY: `first..=last` is published (the barrier's Acquire) and not released (our
+            // sequence is below `first`; a pool worker claimed it alone); exclusivity is checked.
             let result = unsafe { process.deliver(slots, seq, seq == last) };
             std::mem::forget(guard);
             result.map_err(|retry| (seq, retry))?;
