@@ -1107,9 +1107,18 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 ));
                 exit.panic = Some(self.panicked(hook, sequence, message));
                 // From the first sequence not handled: after `on_event`, the one that panicked.
-                match &self.pool {
+                // Under `catch_unwind` too: a panic here (a user wait strategy's) would otherwise
+                // end the thread with its sequence frozen, holding producers back for good.
+                let passing = catch_unwind(AssertUnwindSafe(|| match &self.pool {
                     None => self.follow(at, exit),
                     Some(pool) => self.retire(pool, at, exit),
+                }));
+                if passing.is_err() {
+                    self.barrier
+                        .shared
+                        .lifecycle
+                        .fail(&self.name, self.worker, at.finished);
+                    self.barrier.shared.wait.notify();
                 }
                 Then::Stop
             }

@@ -781,3 +781,49 @@ fn pool_workers_report_no_sequence_past_the_last_published() {
         }
     });
 }
+
+/// A user wait strategy that panics while a `HaltConsumer` consumer follows (after its handler
+/// stopped) fails the queue: producers are told instead of waiting for a sequence that will never
+/// move again.
+#[test]
+fn a_wait_strategy_panic_while_following_fails_the_queue() {
+    #[derive(Default)]
+    struct PanicsOnFollower(Yielding);
+    impl WaitStrategy for PanicsOnFollower {
+        fn wait_until<T, S>(
+            &self,
+            ready: impl FnMut() -> Option<T>,
+            stop: impl FnMut() -> Option<S>,
+            deadline: Option<std::time::Instant>,
+        ) -> ringmq::Waited<T, S> {
+            if std::thread::current().name() == Some("ringmq-fragile") {
+                panic!("wait strategy bug");
+            }
+            self.0.wait_until(ready, stop, deadline)
+        }
+    }
+    with_timeout(60, || {
+        let mut b = Builder::single_producer(4, || 0u64, PanicsOnFollower::default()).unwrap();
+        b.add(
+            Consumer::new("fragile", |_: &u64, _, _| panic!("handler bug"))
+                .on_panic(PanicPolicy::HaltConsumer),
+        )
+        .unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut err = None;
+        for n in 0..1_000 {
+            if let Err(e) = p.publish(|e| *e = n) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(err, Some(PublishError::ConsumerFailed { ref consumer, .. }) if consumer == "fragile"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            q.shutdown(),
+            Err(ShutdownError::ConsumerPanicked { .. })
+        ));
+    });
+}
