@@ -1072,11 +1072,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         match policy {
             PanicPolicy::HaltAll => {
                 let panicked = self.panicked(hook, sequence, message);
-                self.barrier
-                    .shared
-                    .lifecycle
-                    .fail(&self.name, self.worker, sequence);
-                self.barrier.shared.wait.notify();
+                self.barrier.shared.fail(&self.name, self.worker, sequence);
                 exit.panic = Some(panicked);
                 Then::Stop
             }
@@ -1116,9 +1112,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 if passing.is_err() {
                     self.barrier
                         .shared
-                        .lifecycle
                         .fail(&self.name, self.worker, at.finished);
-                    self.barrier.shared.wait.notify();
                 }
                 Then::Stop
             }

@@ -15,19 +15,22 @@
 use crate::sync::{fence, Ordering};
 
 /// The light side: orders this thread's earlier stores before its later loads, given that the
-/// other side uses [`heavy`]. `fenced` is [`needs_real_fence`], decided once per queue.
+/// other side uses [`heavy`] and [`needs_real_fence`] is false (a caller for which it is true
+/// runs a real SeqCst fence instead). Free: it only keeps the compiler from reordering. Under
+/// loom it is a SeqCst fence, which is what `membarrier` gives it in the memory model.
 #[inline]
-pub(crate) fn light(fenced: bool) {
-    if fenced {
-        fence(Ordering::SeqCst);
-    } else {
-        std::sync::atomic::compiler_fence(Ordering::SeqCst);
-    }
+pub(crate) fn light() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
-/// Whether the light side must be a real fence: `membarrier` is unavailable.
+/// Whether [`light`] is not enough and the light side must be a real fence: `membarrier` is
+/// unavailable. Never under loom, whose [`light`] is a real fence (so the models check the
+/// protocol of the `membarrier` case, the one most machines run).
 pub(crate) fn needs_real_fence() -> bool {
-    mode() == Mode::Fence
+    !cfg!(loom) && mode() == Mode::Fence
 }
 
 /// The heavy side: every thread that used [`light`] is ordered with this call's earlier stores

@@ -85,8 +85,11 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     /// ```
     #[inline]
     pub fn publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
-        let seq = S::claim(&self.shared, &mut self.local, 1, Mode::Block)?;
-        self.write_one(seq, write);
+        // The shared state's address as a value: the claim's compiler fence would otherwise
+        // make the compiler load it from the handle again for the write.
+        let shared: &Shared<E, S, W> = &self.shared;
+        let seq = S::claim(shared, &mut self.local, 1, Mode::Block)?;
+        write_one(shared, seq, write);
         Ok(seq)
     }
 
@@ -111,8 +114,9 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     /// ```
     #[inline]
     pub fn try_publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
-        let seq = S::claim(&self.shared, &mut self.local, 1, Mode::Try)?;
-        self.write_one(seq, write);
+        let shared: &Shared<E, S, W> = &self.shared;
+        let seq = S::claim(shared, &mut self.local, 1, Mode::Try)?;
+        write_one(shared, seq, write);
         Ok(seq)
     }
 
@@ -141,8 +145,9 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         write: impl FnOnce(&mut E),
     ) -> Result<i64, PublishError> {
         let mode = Mode::Until(crate::sync::deadline_in(timeout));
-        let seq = S::claim(&self.shared, &mut self.local, 1, mode)?;
-        self.write_one(seq, write);
+        let shared: &Shared<E, S, W> = &self.shared;
+        let seq = S::claim(shared, &mut self.local, 1, mode)?;
+        write_one(shared, seq, write);
         Ok(seq)
     }
 
@@ -369,19 +374,24 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         drop(publication);
         Ok(first..last + 1)
     }
+}
 
-    #[inline]
-    fn write_one(&self, seq: i64, write: impl FnOnce(&mut E)) {
-        let mut publication = Publication {
-            shared: &self.shared,
-            first: seq,
-            last: seq,
-            unwritten: seq,
-        };
-        // SAFETY: `seq` was just claimed by this handle and is not published yet (see `batch`).
-        unsafe { self.shared.ring.slots().write(seq, write) };
-        publication.unwritten = seq + 1;
-    }
+/// Writes and publishes the one slot `seq`, just claimed.
+#[inline]
+fn write_one<E, S: SequencerImpl, W: WaitStrategy>(
+    shared: &Shared<E, S, W>,
+    seq: i64,
+    write: impl FnOnce(&mut E),
+) {
+    let mut publication = Publication {
+        shared,
+        first: seq,
+        last: seq,
+        unwritten: seq,
+    };
+    // SAFETY: `seq` was just claimed by this handle and is not published yet (see `batch`).
+    unsafe { shared.ring.slots().write(seq, write) };
+    publication.unwritten = seq + 1;
 }
 
 /// Publishes a claimed range when dropped, marking the slots not yet written as skipped.

@@ -22,6 +22,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     /// Stops new claims and lets consumers drain to the last claimed sequence. Idempotent.
     pub(crate) fn close(&self) {
         if self.lifecycle.begin_close() {
+            self.sequencer.refuse();
             // Wake producers parked waiting for room first: the sequencer's close may wait for a
             // claim in progress, which ends when its producer sees the close.
             self.wait.notify();
@@ -34,6 +35,14 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     /// Stops consumers at their next batch boundary, without draining.
     pub(crate) fn halt(&self) {
         self.lifecycle.halt();
+        self.sequencer.refuse();
+        self.wait.notify();
+    }
+
+    /// Fails the queue (see [`Lifecycle::fail`]) and wakes whoever waits.
+    pub(crate) fn fail(&self, consumer: &str, worker: usize, sequence: i64) {
+        self.lifecycle.fail(consumer, worker, sequence);
+        self.sequencer.refuse();
         self.wait.notify();
     }
 
@@ -43,9 +52,10 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Shared<E, S, W> {
     /// under the lock, once it is in place (see `Disruptor::join_stage`). Then wakes whoever
     /// waits, for room or on a sequence.
     pub(crate) fn change_graph<R>(&self, change: impl FnOnce(&mut Vec<StageInfo>) -> R) -> R {
-        let result = self
-            .gating
-            .change(change, || self.lifecycle.set_no_stage(true));
+        let result = self.gating.change(change, || {
+            self.lifecycle.set_no_stage(true);
+            self.sequencer.refuse();
+        });
         self.wait.notify();
         result
     }

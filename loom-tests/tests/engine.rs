@@ -352,3 +352,78 @@ fn shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller() {
         drop((poller, p));
     });
 }
+
+/// A single producer with room in its cache publishes while another thread shuts down: a
+/// publish that returned `Ok` was drained, one that failed was refused with `Shutdown`, and the
+/// `Ok` ones are a prefix of what the producer tried. The close handshake at its smallest: the
+/// producer's claim reads no lifecycle, only its limit, which the closer poisons before the
+/// heavy fence (a SeqCst fence under loom, as is the producer's light side).
+#[test]
+fn single_producer_publish_racing_shutdown_is_drained_or_refused() {
+    loom::model(|| {
+        let mut b = Builder::single_producer(4, || 0u64, Blocking::new()).unwrap();
+        let (out, c) = recorder("c");
+        b.add(c).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let t = thread::spawn(move || {
+            let results: Vec<bool> = (1..=2).map(|v| p.publish(|e| *e = v).is_ok()).collect();
+            (results, p)
+        });
+        q.shutdown().unwrap();
+        let (results, p) = t.join().unwrap();
+        let ok = results.iter().take_while(|&&r| r).count();
+        assert!(
+            results[ok..].iter().all(|&r| !r),
+            "Ok after a refusal: {results:?}"
+        );
+        let got: Vec<u64> = seen(&out).iter().map(|s| s.1).collect();
+        assert_eq!(
+            got,
+            (1..=ok as u64).collect::<Vec<_>>(),
+            "Ok if and only if drained"
+        );
+        drop(p);
+    });
+}
+
+/// The last stage (a poller) is dropped and a new one joins, so the producer's next claim finds
+/// its refusal flag (the poisoned limit, or the counter's refusal bit) and clears it; meanwhile
+/// another thread drops the new stage, setting the same flag again. Whatever the interleaving,
+/// once that drop is done a publish is refused with `NoConsumers`: a claim that clears a flag
+/// looks at the lifecycle once more afterwards, so it never erases a refusal it did not see.
+fn a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses<S: ringmq::Sequencer>(
+    build: fn() -> Builder<u64, S, Blocking>,
+) {
+    loom::model(move || {
+        let mut b = build();
+        let first = b.add_poller(&[]).unwrap();
+        let (mut p, mut q) = b.build().unwrap();
+        drop(q.take_poller(first).unwrap());
+        assert_eq!(p.try_publish(|e| *e = 1), Err(PublishError::NoConsumers));
+        let second = q.add_poller(&[]).unwrap();
+        let t = thread::spawn(move || {
+            let r = p.try_publish(|e| *e = 2);
+            (r, p)
+        });
+        drop(second);
+        let (r, mut p) = t.join().unwrap();
+        assert!(matches!(r, Ok(0) | Err(PublishError::NoConsumers)), "{r:?}");
+        assert_eq!(p.try_publish(|e| *e = 3), Err(PublishError::NoConsumers));
+        drop(p);
+        q.shutdown().unwrap();
+    });
+}
+
+#[test]
+fn a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses_single() {
+    a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses(|| {
+        Builder::single_producer(2, || 0u64, Blocking::new()).unwrap()
+    });
+}
+
+#[test]
+fn a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses_multi() {
+    a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses(|| {
+        Builder::multi_producer(2, || 0u64, Blocking::new()).unwrap()
+    });
+}
