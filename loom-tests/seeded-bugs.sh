@@ -28,7 +28,7 @@ bugs=(
   "waiter-sleeps-without-recheck|src/wait.rs|s/let outcome = if let Some\(v\) = ready\(\) \{/let outcome = if let Some(v) = None::<T> {/|blocking_wait_loses_no_wake_up"
   "close-drains-one-short|src/sequencer.rs|s/self.closed_at.store\(next, Ordering::Relaxed\);\n        next - 1/self.closed_at.store(next, Ordering::Relaxed);\n        next - 2/|shutdown_drains_every_publish_that_returned_ok"
   "close-ignores-announced-claim|src/sequencer.rs|s/if cursor >= announced \{/if true {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
-  "refused-claim-not-retracted|src/sequencer.rs|s/let refused = (.)e\1 \{\n            this.retract\(local.claimed\);/let refused = ${1}e${1} {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
+  "refused-claim-not-retracted|src/sequencer.rs|s/let refused = (.)e\1 \{\n            this.retract\(local.claimed\);/let refused = \${1}e\${1} {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
   "single-producer-no-light-fence|src/sequencer.rs|s/crate::fence::light\(\);//|single_producer_publish_racing_shutdown_is_drained_or_refused"
   "close-does-not-poison-the-limit|src/shared.rs|s/if self.lifecycle.begin_close\(\) \{\n            self.sequencer.refuse\(\);/if self.lifecycle.begin_close() {/|single_producer_publish_racing_shutdown_is_drained_or_refused"
   "no-stage-does-not-poison-the-limit|src/shared.rs|s/self.lifecycle.set_no_stage\(true\);\n            self.sequencer.refuse\(\);/self.lifecycle.set_no_stage(true);/|a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses_single"

@@ -13,8 +13,11 @@
 //!
 //! ```text
 //! cargo run --release -p ringmq-tools --bin compare -- [--rounds 15] [--scenarios u64-1,rtt]
-//!     [--impls ringmq,disruptor] [--bin LABEL=PATH] [--out FILE] [--seed N]
+//!     [--impls ringmq,disruptor] [--bin LABEL=PATH] [--out FILE] [--svg PREFIX] [--seed N]
 //! ```
+//! `--out FILE` writes the tables and `FILE.trials` (one line per trial: scenario, label, value,
+//! floor before, floor after); `--svg PREFIX` writes `PREFIX-near.svg` and `PREFIX-far.svg`, a
+//! strip chart of every trial per host state.
 //! `--bin before=/path/to/compare` adds another build of this driver (say, of an older commit):
 //! its `ringmq` trials are reported as `before`, interleaved with the rest.
 
@@ -29,21 +32,28 @@ use disruptor::ProcessorSettings;
 const RING: usize = 1024;
 
 /// Every scenario; whether a higher figure is better, and its unit.
-const SCENARIOS: [(&str, bool, &str); 7] = [
+const SCENARIOS: [(&str, bool, &str); 11] = [
     ("u64-1", true, "M events/s"),
     ("u64-10", true, "M events/s"),
     ("u64-100", true, "M events/s"),
     ("b64-1", true, "M events/s"),
     ("rtt", false, "ns"),
+    ("oneway", false, "ns"),
     ("3p1c-1", true, "M events/s"),
     ("pipeline3-1", true, "M events/s"),
+    ("multicast3-1", true, "M events/s"),
+    ("diamond-1", true, "M events/s"),
+    ("pool2-1", true, "M events/s"),
 ];
 const IMPLS: [&str; 4] = ["ringmq", "disruptor", "rtrb", "crossbeam"];
 
 fn supported(imp: &str, scenario: &str) -> bool {
+    let graph = ["pipeline3-1", "multicast3-1", "diamond-1"].contains(&scenario);
     match imp {
-        "rtrb" => !scenario.starts_with("3p1c") && !scenario.starts_with("pipeline"),
-        "crossbeam" => !scenario.starts_with("pipeline"),
+        "rtrb" => !graph && scenario != "3p1c-1" && scenario != "pool2-1",
+        "crossbeam" => !graph,
+        // The `disruptor` crate has no work pool (each handler sees every event).
+        "disruptor" => scenario != "pool2-1",
         _ => true,
     }
 }
@@ -567,6 +577,297 @@ fn pipeline3(imp: &str, events: u64) -> f64 {
     }
 }
 
+/// The graph scenarios' shapes: three consumers after one producer, as a pipeline (a -> b -> c),
+/// a multicast (a, b, c each after the producer) or a diamond (a and b, then c after both).
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Multicast,
+    Diamond,
+}
+
+/// 1P-3C as `shape`, one event per publish, everyone yielding (four threads on two cores). Each
+/// consumer counts its events; the trial ends when all three saw every one. M events/s.
+fn graph3(imp: &str, shape: Shape, events: u64) -> f64 {
+    let counts: Arc<Vec<CachePadded<AtomicU64>>> = Arc::new(
+        (0..3)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
+    );
+    let counter = |k: usize| {
+        let counts = counts.clone();
+        let mut n = 0u64;
+        let mut sum = 0u64;
+        move |e: &u64, seq: i64| {
+            assert_eq!(*e, seq as u64, "consumer {k} got the wrong event");
+            n += 1;
+            sum = sum.wrapping_add(*e);
+            if n == events {
+                counts[k].store(sum, Ordering::Release);
+            }
+        }
+    };
+    let want: u64 = (0..events).sum();
+    let all_done = || counts.iter().all(|c| c.load(Ordering::Acquire) == want);
+    let start;
+    match imp {
+        "ringmq" => {
+            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let (mut fa, mut fb, mut fc) = (counter(0), counter(1), counter(2));
+            let a = b
+                .add(ringmq::Consumer::new("a", move |e: &u64, s, _| fa(e, s)))
+                .unwrap();
+            let bb = b
+                .add(ringmq::Consumer::new("b", move |e: &u64, s, _| fb(e, s)))
+                .unwrap();
+            let c = ringmq::Consumer::new("c", move |e: &u64, s, _| fc(e, s));
+            match shape {
+                Shape::Multicast => b.add(c).unwrap(),
+                Shape::Diamond => b.add_after(&[a, bb], c).unwrap(),
+            };
+            let (mut p, q) = b.build().unwrap();
+            start = Instant::now();
+            for i in 0..events {
+                p.publish(|e| *e = i).unwrap();
+            }
+            wait_until(&all_done);
+            let t = start.elapsed();
+            drop(p);
+            q.shutdown().unwrap();
+            events as f64 / t.as_secs_f64() / 1e6
+        }
+        "disruptor" => {
+            let (mut fa, mut fb, mut fc) = (counter(0), counter(1), counter(2));
+            let builder = disruptor::build_single_producer(RING, || 0u64, DisruptorYield)
+                .handle_events_with(move |e: &u64, s, _| fa(e, s))
+                .handle_events_with(move |e: &u64, s, _| fb(e, s));
+            fn run<P: disruptor::Producer<u64>>(
+                mut p: P,
+                events: u64,
+                done: &dyn Fn() -> bool,
+            ) -> f64 {
+                let start = Instant::now();
+                for i in 0..events {
+                    p.publish(|e| *e = i);
+                }
+                wait_until(done);
+                let t = start.elapsed();
+                drop(p);
+                events as f64 / t.as_secs_f64() / 1e6
+            }
+            match shape {
+                Shape::Multicast => run(
+                    builder
+                        .handle_events_with(move |e: &u64, s, _| fc(e, s))
+                        .build(),
+                    events,
+                    &all_done,
+                ),
+                Shape::Diamond => run(
+                    builder
+                        .and_then()
+                        .handle_events_with(move |e: &u64, s, _| fc(e, s))
+                        .build(),
+                    events,
+                    &all_done,
+                ),
+            }
+        }
+        other => panic!("unknown implementation {other}"),
+    }
+}
+
+/// 1P-2W: a work pool (each event to exactly one of two workers), one event per publish,
+/// yielding (three threads on two cores); crossbeam-channel as a work queue (two receivers of one
+/// bounded channel). The workers' counts and sums must add up to every event once. M events/s.
+fn pool2(imp: &str, events: u64) -> f64 {
+    let seen: Arc<Vec<CachePadded<AtomicU64>>> = Arc::new(
+        (0..4)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
+    );
+    let want: u64 = (0..events).sum();
+    let counted = || seen[0].load(Ordering::Acquire) + seen[1].load(Ordering::Acquire);
+    let start;
+    let t = match imp {
+        "ringmq" => {
+            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let s = seen.clone();
+            b.add_pool(
+                &[],
+                ringmq::WorkPool::new("pool", 2, move |w| {
+                    let s = s.clone();
+                    ringmq::Consumer::new(format!("w{w}"), move |e: &u64, _, _| {
+                        // Relaxed: read after the counts, which are Release.
+                        s[2 + w].fetch_add(*e, Ordering::Relaxed);
+                        s[w].fetch_add(1, Ordering::Release);
+                    })
+                }),
+            )
+            .unwrap();
+            let (mut p, q) = b.build().unwrap();
+            start = Instant::now();
+            for i in 0..events {
+                p.publish(|e| *e = i).unwrap();
+            }
+            wait_until(&|| counted() == events);
+            let t = start.elapsed();
+            drop(p);
+            q.shutdown().unwrap();
+            t
+        }
+        "crossbeam" => {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let workers: Vec<_> = (0..2)
+                .map(|w| {
+                    let (rx, s) = (rx.clone(), seen.clone());
+                    std::thread::spawn(move || {
+                        for e in rx {
+                            s[2 + w].fetch_add(e, Ordering::Relaxed);
+                            s[w].fetch_add(1, Ordering::Release);
+                        }
+                    })
+                })
+                .collect();
+            start = Instant::now();
+            for i in 0..events {
+                tx.send(i).unwrap();
+            }
+            wait_until(&|| counted() == events);
+            let t = start.elapsed();
+            drop(tx);
+            for w in workers {
+                w.join().unwrap();
+            }
+            t
+        }
+        other => panic!("unknown implementation {other}"),
+    };
+    assert_eq!(counted(), events, "an event was lost or handled twice");
+    let sum = seen[2].load(Ordering::Relaxed) + seen[3].load(Ordering::Relaxed);
+    assert_eq!(sum, want, "the workers' sums do not add up");
+    events as f64 / t.as_secs_f64() / 1e6
+}
+
+/// One-way latency below saturation: the producer (core 0) publishes a timestamp every 20 us
+/// (50k events/s, spinning between), the consumer (core 1) busy-spins and records now minus the
+/// timestamp. Returns the median, ns. Both sides read one `Instant` base (the TSC, synchronized
+/// across cores on this machine's CPUs).
+fn oneway(imp: &str, events: u64) -> f64 {
+    let base = Instant::now();
+    let now = move || base.elapsed().as_nanos() as u64;
+    let lat = Arc::new(std::sync::Mutex::new(Vec::with_capacity(events as usize)));
+    let record = {
+        let lat = lat.clone();
+        let mut mine = Vec::with_capacity(events as usize);
+        move |stamp: u64, last: bool| {
+            mine.push((now() - stamp) as f64);
+            if last {
+                *lat.lock().unwrap() = std::mem::take(&mut mine);
+            }
+        }
+    };
+    let pace = move |i: u64| {
+        let at = (i + 1) * 20_000;
+        while now() < at {
+            std::hint::spin_loop();
+        }
+    };
+    let finished = || !lat.lock().unwrap().is_empty();
+    match imp {
+        "ringmq" => {
+            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+            let mut record = record;
+            b.add(
+                ringmq::Consumer::new("sink", move |e: &u64, seq, _| {
+                    record(*e, seq as u64 + 1 == events)
+                })
+                .pin_to_core(1),
+            )
+            .unwrap();
+            let (mut p, q) = b.build().unwrap();
+            pin(0);
+            for i in 0..events {
+                pace(i);
+                p.publish(|e| *e = now()).unwrap();
+            }
+            wait_until(&finished);
+            drop(p);
+            q.shutdown().unwrap();
+        }
+        "disruptor" => {
+            let mut record = record;
+            let mut p = disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+                .pin_at_core(1)
+                .handle_events_with(move |e: &u64, seq, _| record(*e, seq as u64 + 1 == events))
+                .build();
+            pin(0);
+            for i in 0..events {
+                pace(i);
+                disruptor::Producer::publish(&mut p, |e| *e = now());
+            }
+            wait_until(&finished);
+            drop(p);
+        }
+        "rtrb" => {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(RING);
+            let mut record = record;
+            let consumer = std::thread::spawn(move || {
+                pin(1);
+                for n in 0..events {
+                    let v = loop {
+                        if let Ok(v) = rx.pop() {
+                            break v;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    record(v, n + 1 == events);
+                }
+            });
+            pin(0);
+            for i in 0..events {
+                pace(i);
+                tx.push(now()).unwrap();
+            }
+            consumer.join().unwrap();
+        }
+        "crossbeam" => {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let mut record = record;
+            let consumer = std::thread::spawn(move || {
+                pin(1);
+                for n in 0..events {
+                    // Spinning on try_recv, as the others spin: recv() would park the thread.
+                    let v = loop {
+                        if let Ok(v) = rx.try_recv() {
+                            break v;
+                        }
+                        std::hint::spin_loop();
+                    };
+                    record(v, n + 1 == events);
+                }
+            });
+            pin(0);
+            for i in 0..events {
+                pace(i);
+                tx.send(now()).unwrap();
+            }
+            consumer.join().unwrap();
+        }
+        other => panic!("unknown implementation {other}"),
+    }
+    let mut v = std::mem::take(&mut *lat.lock().unwrap());
+    assert_eq!(v.len() as u64, events, "the consumer missed events");
+    median(&mut v)
+}
+
+fn wait_until(done: &dyn Fn() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed().as_secs() < 120, "the consumers never finished");
+        std::thread::yield_now();
+    }
+}
+
 fn wait_yielding(done: &AtomicU64) {
     let t = Instant::now();
     while done.load(Ordering::Acquire) == 0 {
@@ -584,6 +885,10 @@ fn trial(scenario: &str, imp: &str) -> f64 {
         "rtt" => rtt(imp, 100_000),
         "3p1c-1" => three_producers(imp, 300_000),
         "pipeline3-1" => pipeline3(imp, 500_000),
+        "multicast3-1" => graph3(imp, Shape::Multicast, 500_000),
+        "diamond-1" => graph3(imp, Shape::Diamond, 500_000),
+        "pool2-1" => pool2(imp, 500_000),
+        "oneway" => oneway(imp, 50_000),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -648,6 +953,94 @@ fn state(floors: (f64, f64)) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// One SVG strip chart per host state: a row per scenario, a lane per implementation, a dot per
+/// trial at its speed relative to ringmq's median in that scenario and state (log scale; right is
+/// better for every scenario: for latencies the ratio is inverted). The spread of the dots is the
+/// spread of the trials; the vertical line is ringmq's median.
+fn svg(trials: &[Trial], st: &str, scenarios: &[(&str, bool, &str)], labels: &[String]) -> String {
+    const COLORS: [&str; 6] = [
+        "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
+    let (left, width, lane, gap) = (120.0, 560.0, 9.0, 14.0);
+    let x = |r: f64| left + (r.log2().clamp(-5.0, 5.0) + 5.0) / 10.0 * width;
+    let rows: Vec<&(&str, bool, &str)> = scenarios
+        .iter()
+        .filter(|(sc, _, _)| {
+            trials
+                .iter()
+                .any(|t| t.scenario == *sc && state(t.floors) == Some(st))
+        })
+        .collect();
+    let row_h = lane * labels.len() as f64 + gap;
+    let height = 40.0 + row_h * rows.len() as f64 + 30.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" \
+         fill=\"white\"/>\n<text x=\"{left}\" y=\"14\">{st}: each trial's speed relative to \
+         ringmq's median (right is faster; log scale)</text>\n",
+        w = left + width + 20.0
+    );
+    for tick in [-5i32, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5] {
+        let r = 2f64.powi(tick);
+        let label = if tick < 0 {
+            format!("1/{}", 1 << -tick)
+        } else {
+            format!("{}", 1 << tick)
+        };
+        let stroke = if tick == 0 { "#000" } else { "#ddd" };
+        out += &format!(
+            "<line x1=\"{0}\" x2=\"{0}\" y1=\"24\" y2=\"{1}\" stroke=\"{stroke}\"/>\n\
+             <text x=\"{0}\" y=\"{2}\" text-anchor=\"middle\">{label}x</text>\n",
+            x(r),
+            height - 28.0,
+            height - 16.0
+        );
+    }
+    let mut rng = Rng(7);
+    for (row, (scenario, higher, _)) in rows.iter().enumerate() {
+        let top = 30.0 + row as f64 * row_h;
+        out += &format!(
+            "<text x=\"4\" y=\"{}\">{scenario}</text>\n",
+            top + row_h / 2.0
+        );
+        let mut ours: Vec<f64> = trials
+            .iter()
+            .filter(|t| {
+                t.scenario == *scenario && t.label == "ringmq" && state(t.floors) == Some(st)
+            })
+            .map(|t| t.value)
+            .collect();
+        let m = median(&mut ours);
+        for (k, label) in labels.iter().enumerate() {
+            for t in trials.iter().filter(|t| {
+                t.scenario == *scenario && &t.label == label && state(t.floors) == Some(st)
+            }) {
+                let r = if *higher { t.value / m } else { m / t.value };
+                let jitter = (rng.next() % 100) as f64 / 100.0 * (lane - 3.0);
+                out += &format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.2\" fill=\"{}\" \
+                     fill-opacity=\"0.7\"/>\n",
+                    x(r),
+                    top + k as f64 * lane + 1.5 + jitter,
+                    COLORS[k % COLORS.len()]
+                );
+            }
+        }
+    }
+    for (k, label) in labels.iter().enumerate() {
+        out += &format!(
+            "<circle cx=\"{0}\" cy=\"{1}\" r=\"3\" fill=\"{2}\"/><text x=\"{3}\" \
+             y=\"{4}\">{label}</text>\n",
+            left + 90.0 * k as f64,
+            height - 5.0,
+            COLORS[k % COLORS.len()],
+            left + 90.0 * k as f64 + 6.0,
+            height - 1.5
+        );
+    }
+    out + "</svg>\n"
 }
 
 fn main() {
@@ -798,5 +1191,19 @@ fn main() {
             })
             .collect();
         std::fs::write(format!("{path}.trials"), raw).expect("write the trials");
+    }
+    if let Some(prefix) = opt("--svg") {
+        let labels: Vec<String> = runners.iter().map(|r| r.0.clone()).collect();
+        let chosen: Vec<(&str, bool, &str)> = SCENARIOS
+            .iter()
+            .copied()
+            .filter(|s| scenarios.iter().any(|c| c == s.0))
+            .collect();
+        for st in ["near", "far"] {
+            if trials.iter().any(|t| state(t.floors) == Some(st)) {
+                let file = format!("{prefix}-{st}.svg");
+                std::fs::write(&file, svg(&trials, st, &chosen, &labels)).expect("write a chart");
+            }
+        }
     }
 }
