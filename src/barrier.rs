@@ -56,6 +56,12 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
         }
     }
 
+    /// Whether this barrier waits on the producers only (no upstream stage).
+    #[inline]
+    pub(crate) fn is_first_stage(&self) -> bool {
+        self.upstream.is_empty()
+    }
+
     /// Whether the consumer must stop at this batch boundary (halted, failed or removed).
     #[inline]
     pub(crate) fn must_stop(&self) -> bool {

@@ -209,6 +209,10 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     fn why_nothing(&self, next: i64) -> PollState {
         if self.barrier.stop(next).is_some() {
             PollState::Closed
+        } else if self.barrier.is_first_stage() {
+            // Nothing upstream to be gated by: what was not available was not published. (No
+            // second look at the cursor: an idle poll in a loop would read its line twice.)
+            PollState::Idle
         } else if self.barrier.published(next) {
             if self.barrier.available(next) >= next {
                 // Became available since we looked: let the caller poll again.

@@ -14,6 +14,7 @@
 //! ```text
 //! cargo run --release -p ringmq-tools --bin compare -- [--rounds 15] [--scenarios u64-1,rtt]
 //!     [--impls ringmq,disruptor] [--bin LABEL=PATH] [--out FILE] [--svg PREFIX] [--seed N]
+//!     [--ring 65536]
 //! ```
 //! `--out FILE` writes the tables and `FILE.trials` (one line per trial: scenario, label, value,
 //! floor before, floor after); `--svg PREFIX` writes `PREFIX-near.svg` and `PREFIX-far.svg`, a
@@ -29,7 +30,15 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 use disruptor::ProcessorSettings;
 
-const RING: usize = 1024;
+/// The ring size of every queue in a trial: `--ring` (default 65,536, the criterion suite's;
+/// with 1,024 the `disruptor` crate's producer, which busy-spins on a full ring whatever the
+/// wait strategy, holds the core its consumers need in the 1P-3C trials, one time slice per lap:
+/// 0.25 M events/s).
+static RING_SIZE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(65536);
+
+fn ring() -> usize {
+    RING_SIZE.load(Ordering::Relaxed)
+}
 
 /// Every scenario; whether a higher figure is better, and its unit.
 const SCENARIOS: [(&str, bool, &str); 11] = [
@@ -105,11 +114,26 @@ fn floor() -> f64 {
 #[derive(Clone, Copy, Default)]
 struct Big([u64; 8]);
 
+/// The disruptor crate's side of ringmq's `Yielding`: the same crossbeam `Backoff::snooze` (spin
+/// with exponential backoff, then yield), restarted whenever the thread waits for a new sequence.
+/// The crate calls `wait_for` once per look and keeps no state, so the backoff lives in a thread
+/// local. (A plain `yield_now` per look, as this driver first had, put the crate into a mode of
+/// 0.25 M events/s in most 1P-3C trials: every look a context switch.)
 #[derive(Clone, Copy)]
 struct DisruptorYield;
 impl disruptor::wait_strategies::WaitStrategy for DisruptorYield {
-    fn wait_for(&self, _: disruptor::Sequence) {
-        std::thread::yield_now();
+    fn wait_for(&self, sequence: disruptor::Sequence) {
+        thread_local! {
+            static WAIT: std::cell::RefCell<(i64, crossbeam_utils::Backoff)> =
+                std::cell::RefCell::new((-2, crossbeam_utils::Backoff::new()));
+        }
+        WAIT.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.0 != sequence {
+                *w = (sequence, crossbeam_utils::Backoff::new());
+            }
+            w.1.snooze();
+        });
     }
 }
 
@@ -129,7 +153,7 @@ fn unicast<T: Copy + Default + Send + Sync + 'static>(
     match imp {
         "ringmq" => {
             let mut b =
-                ringmq::Builder::single_producer(RING, T::default, ringmq::BusySpin).unwrap();
+                ringmq::Builder::single_producer(ring(), T::default, ringmq::BusySpin).unwrap();
             let mut sum = 0u64;
             b.add(
                 ringmq::Consumer::new("sink", move |e: &T, seq, _| {
@@ -163,7 +187,7 @@ fn unicast<T: Copy + Default + Send + Sync + 'static>(
         }
         "disruptor" => {
             let mut sum = 0u64;
-            let mut p = disruptor::build_single_producer(RING, T::default, disruptor::BusySpin)
+            let mut p = disruptor::build_single_producer(ring(), T::default, disruptor::BusySpin)
                 .pin_at_core(1)
                 .handle_events_with(move |e: &T, seq, _eob| {
                     sum = sum.wrapping_add(value(e));
@@ -194,7 +218,7 @@ fn unicast<T: Copy + Default + Send + Sync + 'static>(
             events as f64 / t.as_secs_f64() / 1e6
         }
         "rtrb" => {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(RING);
+            let (mut tx, mut rx) = rtrb::RingBuffer::<T>::new(ring());
             let consumer = std::thread::spawn(move || {
                 pin(1);
                 let (mut sum, mut n) = (0u64, 0u64);
@@ -231,7 +255,7 @@ fn unicast<T: Copy + Default + Send + Sync + 'static>(
             events as f64 / t.as_secs_f64() / 1e6
         }
         "crossbeam" => {
-            let (tx, rx) = crossbeam_channel::bounded::<T>(RING);
+            let (tx, rx) = crossbeam_channel::bounded::<T>(ring());
             let consumer = std::thread::spawn(move || {
                 pin(1);
                 let mut sum = 0u64;
@@ -278,12 +302,12 @@ fn rtt(imp: &str, n: u64) -> f64 {
     match imp {
         "ringmq" => {
             let mut back =
-                ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::BusySpin).unwrap();
             let id = back.add_poller(&[]).unwrap();
             let (back_tx, mut back_q) = back.build().unwrap();
             let mut back_rx = back_q.take_poller(id).unwrap();
             let mut fwd =
-                ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::BusySpin).unwrap();
             let fid = fwd.add_poller(&[]).unwrap();
             let (mut tx, mut fwd_q) = fwd.build().unwrap();
             let mut fwd_rx = fwd_q.take_poller(fid).unwrap();
@@ -292,11 +316,15 @@ fn rtt(imp: &str, n: u64) -> f64 {
                 let mut back_tx = back_tx;
                 let mut got = 0;
                 while got < n {
-                    fwd_rx.poll(|v, _, _| {
+                    let state = fwd_rx.poll(|v, _, _| {
                         back_tx.publish(|e| *e = *v).unwrap();
                         got += 1;
                         true
                     });
+                    // Every implementation's idle look pauses the same way (rtrb's below).
+                    if !matches!(state, ringmq::PollState::Processed(_)) {
+                        std::hint::spin_loop();
+                    }
                 }
             });
             pin(0);
@@ -311,6 +339,9 @@ fn rtt(imp: &str, n: u64) -> f64 {
                             seen = true;
                             true
                         });
+                        if !seen {
+                            std::hint::spin_loop();
+                        }
                     }
                 }
                 bursts.push(t.elapsed().as_nanos() as f64 / bursts_of as f64);
@@ -319,11 +350,11 @@ fn rtt(imp: &str, n: u64) -> f64 {
         }
         "disruptor" => {
             let (mut back_rx, back) =
-                disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+                disruptor::build_single_producer(ring(), || 0u64, disruptor::BusySpin)
                     .new_event_poller();
             let back_tx = back.build();
             let (mut fwd_rx, fwd) =
-                disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+                disruptor::build_single_producer(ring(), || 0u64, disruptor::BusySpin)
                     .new_event_poller();
             let mut tx = fwd.build();
             let echo = std::thread::spawn(move || {
@@ -337,6 +368,8 @@ fn rtt(imp: &str, n: u64) -> f64 {
                             disruptor::Producer::publish(&mut back_tx, |e| *e = v);
                             got += 1;
                         }
+                    } else {
+                        std::hint::spin_loop();
                     }
                 }
             });
@@ -352,6 +385,8 @@ fn rtt(imp: &str, n: u64) -> f64 {
                                 assert_eq!(*v, i);
                                 seen = true;
                             }
+                        } else {
+                            std::hint::spin_loop();
                         }
                     }
                 }
@@ -360,8 +395,8 @@ fn rtt(imp: &str, n: u64) -> f64 {
             echo.join().unwrap();
         }
         "rtrb" => {
-            let (mut tx, mut fwd_rx) = rtrb::RingBuffer::<u64>::new(RING);
-            let (mut back_tx, mut back_rx) = rtrb::RingBuffer::<u64>::new(RING);
+            let (mut tx, mut fwd_rx) = rtrb::RingBuffer::<u64>::new(ring());
+            let (mut back_tx, mut back_rx) = rtrb::RingBuffer::<u64>::new(ring());
             let echo = std::thread::spawn(move || {
                 pin(1);
                 for _ in 0..n {
@@ -392,8 +427,8 @@ fn rtt(imp: &str, n: u64) -> f64 {
             echo.join().unwrap();
         }
         "crossbeam" => {
-            let (tx, fwd_rx) = crossbeam_channel::bounded::<u64>(RING);
-            let (back_tx, back_rx) = crossbeam_channel::bounded::<u64>(RING);
+            let (tx, fwd_rx) = crossbeam_channel::bounded::<u64>(ring());
+            let (back_tx, back_rx) = crossbeam_channel::bounded::<u64>(ring());
             let echo = std::thread::spawn(move || {
                 pin(1);
                 for _ in 0..n {
@@ -435,7 +470,7 @@ fn three_producers(imp: &str, per: u64) -> f64 {
     };
     let (threads, finish): (Vec<_>, Box<dyn FnOnce()>) = match imp {
         "ringmq" => {
-            let mut b = ringmq::Builder::multi_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let mut b = ringmq::Builder::multi_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
             let mut n = 0u64;
             b.add(ringmq::Consumer::new("sink", move |_: &u64, _, _| {
                 n += 1;
@@ -461,7 +496,7 @@ fn three_producers(imp: &str, per: u64) -> f64 {
         }
         "disruptor" => {
             let mut n = 0u64;
-            let p = disruptor::build_multi_producer(RING, || 0u64, DisruptorYield)
+            let p = disruptor::build_multi_producer(ring(), || 0u64, DisruptorYield)
                 .handle_events_with(move |_: &u64, _, _| {
                     n += 1;
                     if n == total {
@@ -483,7 +518,7 @@ fn three_producers(imp: &str, per: u64) -> f64 {
             (threads, Box::new(move || drop(p)))
         }
         "crossbeam" => {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(ring());
             let consumer = std::thread::spawn(move || {
                 for n in 1..=total {
                     rx.recv().unwrap();
@@ -525,7 +560,8 @@ fn pipeline3(imp: &str, events: u64) -> f64 {
     let start;
     match imp {
         "ringmq" => {
-            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let mut b =
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
             let a = b
                 .add(ringmq::Consumer::new("a", |_: &u64, _, _| {}))
                 .unwrap();
@@ -553,7 +589,7 @@ fn pipeline3(imp: &str, events: u64) -> f64 {
             events as f64 / t.as_secs_f64() / 1e6
         }
         "disruptor" => {
-            let mut p = disruptor::build_single_producer(RING, || 0u64, DisruptorYield)
+            let mut p = disruptor::build_single_producer(ring(), || 0u64, DisruptorYield)
                 .handle_events_with(|_: &u64, _, _| {})
                 .and_then()
                 .handle_events_with(|_: &u64, _, _| {})
@@ -611,7 +647,8 @@ fn graph3(imp: &str, shape: Shape, events: u64) -> f64 {
     let start;
     match imp {
         "ringmq" => {
-            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let mut b =
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
             let (mut fa, mut fb, mut fc) = (counter(0), counter(1), counter(2));
             let a = b
                 .add(ringmq::Consumer::new("a", move |e: &u64, s, _| fa(e, s)))
@@ -637,7 +674,7 @@ fn graph3(imp: &str, shape: Shape, events: u64) -> f64 {
         }
         "disruptor" => {
             let (mut fa, mut fb, mut fc) = (counter(0), counter(1), counter(2));
-            let builder = disruptor::build_single_producer(RING, || 0u64, DisruptorYield)
+            let builder = disruptor::build_single_producer(ring(), || 0u64, DisruptorYield)
                 .handle_events_with(move |e: &u64, s, _| fa(e, s))
                 .handle_events_with(move |e: &u64, s, _| fb(e, s));
             fn run<P: disruptor::Producer<u64>>(
@@ -690,7 +727,8 @@ fn pool2(imp: &str, events: u64) -> f64 {
     let start;
     let t = match imp {
         "ringmq" => {
-            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::Yielding).unwrap();
+            let mut b =
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
             let s = seen.clone();
             b.add_pool(
                 &[],
@@ -716,7 +754,7 @@ fn pool2(imp: &str, events: u64) -> f64 {
             t
         }
         "crossbeam" => {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(ring());
             let workers: Vec<_> = (0..2)
                 .map(|w| {
                     let (rx, s) = (rx.clone(), seen.clone());
@@ -775,7 +813,8 @@ fn oneway(imp: &str, events: u64) -> f64 {
     let finished = || !lat.lock().unwrap().is_empty();
     match imp {
         "ringmq" => {
-            let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
+            let mut b =
+                ringmq::Builder::single_producer(ring(), || 0u64, ringmq::BusySpin).unwrap();
             let mut record = record;
             b.add(
                 ringmq::Consumer::new("sink", move |e: &u64, seq, _| {
@@ -796,7 +835,7 @@ fn oneway(imp: &str, events: u64) -> f64 {
         }
         "disruptor" => {
             let mut record = record;
-            let mut p = disruptor::build_single_producer(RING, || 0u64, disruptor::BusySpin)
+            let mut p = disruptor::build_single_producer(ring(), || 0u64, disruptor::BusySpin)
                 .pin_at_core(1)
                 .handle_events_with(move |e: &u64, seq, _| record(*e, seq as u64 + 1 == events))
                 .build();
@@ -809,7 +848,7 @@ fn oneway(imp: &str, events: u64) -> f64 {
             drop(p);
         }
         "rtrb" => {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(RING);
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(ring());
             let mut record = record;
             let consumer = std::thread::spawn(move || {
                 pin(1);
@@ -831,7 +870,7 @@ fn oneway(imp: &str, events: u64) -> f64 {
             consumer.join().unwrap();
         }
         "crossbeam" => {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(RING);
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(ring());
             let mut record = record;
             let consumer = std::thread::spawn(move || {
                 pin(1);
@@ -1047,6 +1086,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--trial") {
         let (scenario, imp) = (&args[2], &args[3]);
+        if let Some(n) = args.get(4) {
+            RING_SIZE.store(n.parse().expect("a ring size"), Ordering::Relaxed);
+        }
         let before = floor();
         let value = trial(scenario, imp);
         let after = floor();
@@ -1060,6 +1102,7 @@ fn main() {
             .cloned()
     };
     let rounds: usize = opt("--rounds").map_or(15, |r| r.parse().unwrap());
+    let ring_size = opt("--ring").unwrap_or_else(|| ring().to_string());
     let seed: u64 = opt("--seed").map_or(0x5EED_1234, |s| s.parse().unwrap());
     let scenarios: Vec<String> = opt("--scenarios").map_or_else(
         || SCENARIOS.iter().map(|s| s.0.to_string()).collect(),
@@ -1096,7 +1139,7 @@ fn main() {
         for (scenario, r) in order {
             let (label, bin, imp) = &runners[r];
             let out = Command::new(bin)
-                .args(["--trial", &scenario, imp])
+                .args(["--trial", &scenario, imp, &ring_size])
                 .output()
                 .expect("run a trial");
             let text = String::from_utf8_lossy(&out.stdout);
@@ -1125,7 +1168,7 @@ fn main() {
     let dropped = trials.iter().filter(|t| state(t.floors).is_none()).count();
     report += &format!(
         "{} trials in {rounds} shuffled rounds ({dropped} dropped: the floor moved during the trial); \
-         seed {seed}\n",
+         ring {ring_size}; seed {seed}\n",
         trials.len()
     );
     for st in ["near", "far"] {
