@@ -10,7 +10,8 @@
 //! time per iteration, and the events per iteration the benchmark declared), and ringmq's ratio to
 //! each peer. For the round-trip group: the median round trip of each, and its ratio to the
 //! hardware floor (`cache_line`). The header has the date, the CPU model and the core count.
-//! Writes `target/criterion/report.md` and `docs/performance.svg`.
+//! Writes `target/criterion/report.md` and `target/criterion/performance.svg` (for the
+//! developer's own comparison: README quotes only the comparison driver, `tools/`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -337,10 +338,9 @@ fn main() {
     print!("{md}");
     let report = root.join("report.md");
     std::fs::write(&report, &md).expect("write report.md");
-    std::fs::create_dir_all("docs").expect("create docs/");
-    std::fs::write("docs/performance.svg", svg(&rows)).expect("write docs/performance.svg");
+    std::fs::write(root.join("performance.svg"), svg(&rows)).expect("write performance.svg");
     eprintln!(
-        "wrote {} and docs/performance.svg ({} benchmarks)",
+        "wrote {} and target/criterion/performance.svg ({} benchmarks)",
         report.display(),
         results.len()
     );

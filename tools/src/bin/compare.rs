@@ -14,7 +14,7 @@
 //! ```text
 //! cargo run --release -p ringmq-tools --bin compare -- [--rounds 15] [--scenarios u64-1,rtt]
 //!     [--impls ringmq,disruptor] [--bin LABEL=PATH] [--out FILE] [--svg PREFIX] [--seed N]
-//!     [--ring 65536]
+//!     [--ring 65536] [--from A.trials,B.trials]
 //! ```
 //! `--out FILE` writes the tables and `FILE.trials` (one line per trial: scenario, label, value,
 //! floor before, floor after); `--svg PREFIX` writes `PREFIX-near.svg` and `PREFIX-far.svg`, a
@@ -1126,6 +1126,23 @@ fn main() {
     }
     let mut rng = Rng(seed | 1);
     let mut trials: Vec<Trial> = Vec::new();
+    // `--from A.trials,B.trials`: no trials run; the report is made from trials saved by earlier
+    // runs (of the same builds), for instance to gather more trials of a rare placement.
+    let from = opt("--from");
+    for file in from.iter().flat_map(|f| f.split(',')) {
+        let text = std::fs::read_to_string(file).expect("read a trials file");
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let num = |i: usize| f[i].parse::<f64>().expect("a number in a trials file");
+            trials.push(Trial {
+                scenario: f[0].to_string(),
+                label: f[1].to_string(),
+                value: num(2),
+                floors: (num(3), num(4)),
+            });
+        }
+    }
+    let rounds = if from.is_some() { 0 } else { rounds };
     let started = Instant::now();
     for round in 0..rounds {
         let mut order: Vec<(String, usize)> = scenarios
@@ -1166,9 +1183,12 @@ fn main() {
     }
     let mut report = String::new();
     let dropped = trials.iter().filter(|t| state(t.floors).is_none()).count();
+    let source = match &from {
+        Some(files) => format!("read from {files}"),
+        None => format!("in {rounds} shuffled rounds, ring {ring_size}, seed {seed}"),
+    };
     report += &format!(
-        "{} trials in {rounds} shuffled rounds ({dropped} dropped: the floor moved during the trial); \
-         ring {ring_size}; seed {seed}\n",
+        "{} trials {source} ({dropped} dropped: the floor moved during the trial)\n",
         trials.len()
     );
     for st in ["near", "far"] {
