@@ -206,7 +206,7 @@ impl Gating {
             // Runs after the same grace period: the signal that every old reader finished.
             guard.defer(move || flag.store(true, std::sync::atomic::Ordering::Release));
         }
-        let backoff = crossbeam_utils::Backoff::new();
+        let backoff = crate::sync::Backoff::new();
         // Bounded by the longest minimum computation in progress (readers pin only for that).
         while !passed.load(std::sync::atomic::Ordering::Acquire) {
             crossbeam_epoch::pin().flush();
