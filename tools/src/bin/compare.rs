@@ -849,54 +849,60 @@ fn oneway(imp: &str, events: u64) -> f64 {
         }
         "rtrb" => {
             let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(ring());
-            let mut record = record;
-            let consumer = std::thread::spawn(move || {
-                pin(1);
-                for n in 0..events {
-                    let v = loop {
-                        if let Ok(v) = rx.pop() {
-                            break v;
-                        }
-                        std::hint::spin_loop();
-                    };
-                    record(v, n + 1 == events);
-                }
-            });
-            pin(0);
-            for i in 0..events {
-                pace(i);
-                tx.push(now()).unwrap();
-            }
-            consumer.join().unwrap();
+            spin_pair(
+                events,
+                move || tx.push(now()).unwrap(),
+                move || rx.pop().ok(),
+                record,
+                pace,
+            );
         }
         "crossbeam" => {
             let (tx, rx) = crossbeam_channel::bounded::<u64>(ring());
-            let mut record = record;
-            let consumer = std::thread::spawn(move || {
-                pin(1);
-                for n in 0..events {
-                    // Spinning on try_recv, as the others spin: recv() would park the thread.
-                    let v = loop {
-                        if let Ok(v) = rx.try_recv() {
-                            break v;
-                        }
-                        std::hint::spin_loop();
-                    };
-                    record(v, n + 1 == events);
-                }
-            });
-            pin(0);
-            for i in 0..events {
-                pace(i);
-                tx.send(now()).unwrap();
-            }
-            consumer.join().unwrap();
+            // Spinning on try_recv, as the others spin: recv() would park the thread.
+            spin_pair(
+                events,
+                move || tx.send(now()).unwrap(),
+                move || rx.try_recv().ok(),
+                record,
+                pace,
+            );
         }
         other => panic!("unknown implementation {other}"),
     }
     let mut v = std::mem::take(&mut *lat.lock().unwrap());
     assert_eq!(v.len() as u64, events, "the consumer missed events");
     median(&mut v)
+}
+
+/// One-way latency for a queue without consumer threads of its own: a consumer thread on core 1
+/// spins on `pop` (with `spin_loop` between empty looks) and records each value; this thread,
+/// on core 0, paces and pushes.
+fn spin_pair(
+    events: u64,
+    mut push: impl FnMut(),
+    mut pop: impl FnMut() -> Option<u64> + Send + 'static,
+    mut record: impl FnMut(u64, bool) + Send + 'static,
+    pace: impl Fn(u64),
+) {
+    let consumer = std::thread::spawn(move || {
+        pin(1);
+        for n in 0..events {
+            let v = loop {
+                if let Some(v) = pop() {
+                    break v;
+                }
+                std::hint::spin_loop();
+            };
+            record(v, n + 1 == events);
+        }
+    });
+    pin(0);
+    for i in 0..events {
+        pace(i);
+        push();
+    }
+    consumer.join().unwrap();
 }
 
 fn wait_until(done: &dyn Fn() -> bool) {
