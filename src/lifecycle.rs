@@ -1,7 +1,10 @@
 //! The queue's lifecycle: running, draining to a known last sequence, halted, or failed.
 //!
-//! One state word, on its own cache line, read by producers once per claim and by consumers once
-//! per batch and on every wait step. It only moves forward:
+//! One state word, on its own cache line, read by consumers once per batch and on every wait step,
+//! and by producers only when their claim is flagged: each change that refuses claims also flags
+//! the one word a claim reads anyway (`SequencerImpl::refuse`: the single producer's limit, the
+//! multi-producer counter), so a running queue's claims never read this one. It only moves
+//! forward:
 //!
 //! ```text
 //! RUNNING --close--> CLOSING --(drain target known)--> DRAINING
@@ -22,8 +25,8 @@
 //!
 //! Beside the phase, the word carries one flag, `NO_STAGE`: set while the queue has no live
 //! stage (the last one was removed, or the last poller dropped), cleared when one joins. It
-//! shares the word so that the producers' one check per claim (`check_open`: the word is
-//! exactly `RUNNING`) covers it at no cost; only a refused claim looks at which bit it was.
+//! shares the word so that a flagged claim's one check (`check_open`: the word is exactly
+//! `RUNNING`) covers it; only a refused claim looks at which bit it was.
 
 use crossbeam_utils::CachePadded;
 

@@ -23,7 +23,7 @@
 //! # Multi producer ([`Multi`])
 //! Producers share a claim counter, "the next sequence to claim". Every claim (`publish`,
 //! `try_publish`, the timed ones) is one loop: read the counter, check that the range it would
-//! claim has room (against a shared cached minimum, rereading the gating set only when the
+//! claim has room (against a shared cached limit, rereading the gating set only when the
 //! cache says no), and take the range with a CAS that backs off after losing a race. Room comes
 //! *before* the claim, as in the LMAX `MultiProducerSequencer`: a producer never holds a claimed
 //! sequence while it waits, so a claim is always published at once, and a producer waiting for
@@ -41,9 +41,10 @@
 //! counter, so a claim reads the lifecycle only when the counter it read anyway carries a flag.
 //! Producers publish out of order; consumers still see one total order.
 //!
-//! The minimum gating sequence is cached in a shared word; it is stored with `Release` after being
-//! read with `Acquire`, so a producer that trusts another's cached value inherits its
-//! happens-before with the consumers (it may overwrite the slots that value released).
+//! The minimum gating sequence (plus the capacity: a limit) is cached in a shared word; it is
+//! stored with `Release` after being read with `Acquire`, so a producer that trusts another's
+//! cached value inherits its happens-before with the consumers (it may overwrite the slots that
+//! value released).
 //!
 //! # Closing
 //! Closing must name the last sequence consumers drain to, such that every publish that
