@@ -48,8 +48,8 @@ fn workload(imp: &str, scenario: &str, events: u64) -> u64 {
                 sum: &mut u64,
             ) {
                 let id = b.add_poller(&[]).unwrap();
-                let (mut p, mut q) = b.build().unwrap();
-                let mut poller = q.take_poller(id).unwrap();
+                let (mut p, _q) = b.build().unwrap();
+                let mut poller = id;
                 let mut published = 0;
                 while published < events {
                     if batch == 1 {

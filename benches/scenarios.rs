@@ -382,7 +382,7 @@ fn unicast_for<T: Event>(c: &mut Criterion, name: &str) {
         if coalesce {
             consumer = consumer.coalesce(COALESCE_MIN, COALESCE_DELAY);
         }
-        b.add(consumer).unwrap();
+        b.add(consumer);
         let (p, queue) = b.build().unwrap();
         measure_bursts(&mut group, name, ringmq_driver(p, vec![ringmq_sink]), 1);
         queue.shutdown().unwrap();
@@ -548,8 +548,7 @@ fn sequencer(c: &mut Criterion) {
 
     let (ringmq_sink, s) = sink();
     let mut b = ringmq::Builder::multi_producer(RING, u64::default, ringmq::Yielding).unwrap();
-    b.add(ringmq::Consumer::new("sink", sink_handler::<u64>(s)))
-        .unwrap();
+    b.add(ringmq::Consumer::new("sink", sink_handler::<u64>(s)));
     let (p, queue) = b.build().unwrap();
     let crew = Crew::spawn(
         (0..P)
@@ -660,19 +659,19 @@ fn graphs(c: &mut Criterion) {
         let last: Vec<Arc<AtomicI64>> = match shape {
             Shape::Multicast => {
                 for i in 0..3 {
-                    b.add(new(i)).unwrap();
+                    b.add(new(i));
                 }
                 sinks.clone()
             }
             Shape::Pipeline => {
-                let a = b.add(new(0)).unwrap();
+                let a = b.add(new(0));
                 let m = b.add_after(&[a], new(1)).unwrap();
                 b.add_after(&[m], new(2)).unwrap();
                 vec![sinks[2].clone()]
             }
             Shape::Diamond => {
-                let l = b.add(new(0)).unwrap();
-                let r = b.add(new(1)).unwrap();
+                let l = b.add(new(0));
+                let r = b.add(new(1));
                 b.add_after(&[l, r], new(2)).unwrap();
                 vec![sinks[2].clone()]
             }
@@ -825,8 +824,8 @@ fn poller(c: &mut Criterion) {
     let (ringmq_sink, s) = sink();
     let mut b = ringmq::Builder::single_producer(RING, || 0u64, ringmq::BusySpin).unwrap();
     let id = b.add_poller(&[]).unwrap();
-    let (p, mut queue) = b.build().unwrap();
-    let mut poller = queue.take_poller(id).unwrap();
+    let (p, queue) = b.build().unwrap();
+    let mut poller = id;
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let consumer = std::thread::spawn(move || {
@@ -972,17 +971,15 @@ fn pingpong(c: &mut Criterion) {
     // ringmq: echo consumer on ring A publishes into ring B; the driver polls B.
     let mut b_ring = ringmq::Builder::single_producer(1024, || 0u64, ringmq::BusySpin).unwrap();
     let back_id = b_ring.add_poller(&[]).unwrap();
-    let (mut back_tx, mut back) = b_ring.build().unwrap();
-    let mut back_rx = back.take_poller(back_id).unwrap();
+    let (mut back_tx, back) = b_ring.build().unwrap();
+    let mut back_rx = back_id;
     let mut a_ring = ringmq::Builder::single_producer(1024, || 0u64, ringmq::BusySpin).unwrap();
-    a_ring
-        .add(
-            ringmq::Consumer::new("echo", move |v: &u64, _, _| {
-                back_tx.publish(|slot| *slot = *v).unwrap();
-            })
-            .pin_to_core(echo_core),
-        )
-        .unwrap();
+    a_ring.add(
+        ringmq::Consumer::new("echo", move |v: &u64, _, _| {
+            back_tx.publish(|slot| *slot = *v).unwrap();
+        })
+        .pin_to_core(echo_core),
+    );
     let (mut out_tx, out) = a_ring.build().unwrap();
     let driver = Driver::spawn(move |iters, _| {
         let start = Instant::now();

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringmq::{Blocking, Builder, Consumer, ConsumerId, Disruptor, Single, WorkPool};
+use ringmq::{Blocking, Builder, Consumer, Disruptor, Single, StageId, WorkPool};
 
 const RING: usize = 4096;
 
@@ -97,12 +97,12 @@ fn pool(
 fn scale(
     queue: &mut Queue,
     control: &Control,
-    old: ConsumerId,
+    old: StageId,
     generation: u64,
     workers: usize,
     handled: &Arc<Handled>,
     producer_done: &dyn Fn() -> bool,
-) -> Result<(ConsumerId, i64), Box<dyn std::error::Error>> {
+) -> Result<(StageId, i64), Box<dyn std::error::Error>> {
     let new = queue.add_pool(&[], pool(generation + 1, workers, handled))?;
     control.handoff.store(-1, Ordering::Relaxed);
     // Release: pairs with the producer's Acquire load; the producer reads it only after the

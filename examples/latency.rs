@@ -115,8 +115,7 @@ fn ringmq_one_way(run: &Run) -> Histogram<u64> {
             out: tx,
         })
         .pin_to_core(1),
-    )
-    .unwrap();
+    );
     let (mut p, queue) = b.build().unwrap();
     pin(0);
     for i in 0..run.events {
@@ -222,17 +221,15 @@ fn echo_round_trip(
 fn ringmq_round_trip(run: &Run) -> Histogram<u64> {
     let mut back_b = ringmq::Builder::single_producer(1024, || 0u64, ringmq::BusySpin).unwrap();
     let id = back_b.add_poller(&[]).unwrap();
-    let (mut back_tx, mut back_q) = back_b.build().unwrap();
-    let mut poller = back_q.take_poller(id).unwrap();
+    let (mut back_tx, back_q) = back_b.build().unwrap();
+    let mut poller = id;
     let mut out_b = ringmq::Builder::single_producer(1024, || 0u64, ringmq::BusySpin).unwrap();
-    out_b
-        .add(
-            ringmq::Consumer::new("echo", move |v: &u64, _, _| {
-                back_tx.publish(|e| *e = *v).unwrap();
-            })
-            .pin_to_core(1),
-        )
-        .unwrap();
+    out_b.add(
+        ringmq::Consumer::new("echo", move |v: &u64, _, _| {
+            back_tx.publish(|e| *e = *v).unwrap();
+        })
+        .pin_to_core(1),
+    );
     let (mut out_tx, out_q) = out_b.build().unwrap();
     let h = round_trip(
         run,

@@ -160,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (tx, counted) = mpsc::channel();
     let mut b = Builder::multi_producer(4096, Record::default, Blocking::new())?;
-    let parse = b.add(Consumer::exclusive_with_handler("parse", || Parse))?;
+    let parse = b.add(Consumer::exclusive_with_handler("parse", || Parse));
     b.add_after(
         &[parse],
         Consumer::with_handler("count", move || Count {

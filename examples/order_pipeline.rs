@@ -158,7 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         accepted: 0,
         done: d,
         report: report_tx,
-    }))?;
+    }));
     let (mut fills, out_queue) = out.build()?;
 
     // The input ring and its diamond.
@@ -170,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let journal = input.add(Consumer::with_handler("journal", move || Journal {
         out: BufWriter::with_capacity(1 << 16, file),
         flushes: f,
-    }))?;
+    }));
     let r = replicated.clone();
     let mut checksum = 0u64;
     let replicate = input.add(Consumer::new("replicate", move |o: &Order, _, eob| {
@@ -178,10 +178,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if eob {
             r.store(checksum, Ordering::Relaxed);
         }
-    }))?;
+    }));
     let decode = input.add(Consumer::new("decode", |o: &Order, _, _| {
         assert!(field(&o.raw, 2) > 0, "undecodable order");
-    }))?;
+    }));
     input.add_after(
         &[journal, replicate, decode],
         Consumer::exclusive("business", move |o: &mut Order, _, _| {

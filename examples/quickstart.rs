@@ -16,12 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = sum.clone();
     builder.add(Consumer::new("sum", move |n: &u64, _seq, _end_of_batch| {
         s.fetch_add(*n, Ordering::Relaxed);
-    }))?;
+    }));
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
     builder.add(Consumer::new("count", move |_: &u64, _, _| {
         c.fetch_add(1, Ordering::Relaxed);
-    }))?;
+    }));
 
     let (mut producer, queue) = builder.build()?;
     for i in 1..=1_000 {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringmq::{Blocking, Builder, Consumer, PublishError, WorkPool};
+use ringmq::{Blocking, Builder, Consumer, TrackerError, WorkPool};
 
 const CALLERS: usize = 3;
 /// Requests a caller may have in flight (one pipelined batch).
@@ -46,7 +46,7 @@ fn serve(x: u64) -> u64 {
 /// Reply slots: `[caller][id % WINDOW]`.
 type Replies = Arc<Vec<Vec<AtomicU64>>>;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let calls: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -89,62 +89,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut producer = producer.clone();
             let receipts = receipts.clone();
             let replies = replies.clone();
-            std::thread::spawn(move || -> Result<_, PublishError> {
-                let mut latency = Histogram::<u64>::new(3).unwrap();
-                let mut late = None;
-                let mut id = 0u64;
-                while id < per_caller {
-                    if id % 100 == 50 && id + WINDOW as u64 <= per_caller {
-                        // Pipelined: a batch of requests, one wait for the last receipt.
-                        let seqs = producer.publish_batch(WINDOW, |req, k| {
+            std::thread::spawn(
+                move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    let mut latency = Histogram::<u64>::new(3).unwrap();
+                    let mut late = None;
+                    let mut id = 0u64;
+                    while id < per_caller {
+                        if id % 100 == 50 && id + WINDOW as u64 <= per_caller {
+                            // Pipelined: a batch of requests, one wait for the last receipt.
+                            let seqs = producer.publish_batch(WINDOW, |req, k| {
+                                *req = Request {
+                                    caller,
+                                    id: id + k as u64,
+                                    x: id + k as u64,
+                                    slow: false,
+                                }
+                            })?;
+                            receipts.wait_processed(seqs.end - 1, Duration::from_secs(5))?;
+                            for k in 0..WINDOW as u64 {
+                                let got = replies[caller][((id + k) as usize) % WINDOW]
+                                    .load(Ordering::Relaxed);
+                                assert_eq!(got, serve(id + k), "caller {caller}: reply {}", id + k);
+                            }
+                            id += WINDOW as u64;
+                            continue;
+                        }
+                        let slow = caller == 0 && id == per_caller / 200 * 100;
+                        let t = Instant::now();
+                        let seq = producer.publish(|req| {
                             *req = Request {
                                 caller,
-                                id: id + k as u64,
-                                x: id + k as u64,
-                                slow: false,
+                                id,
+                                x: id,
+                                slow,
                             }
                         })?;
-                        receipts.wait_processed(seqs.end - 1, Duration::from_secs(5))?;
-                        for k in 0..WINDOW as u64 {
-                            let got = replies[caller][((id + k) as usize) % WINDOW]
-                                .load(Ordering::Relaxed);
-                            assert_eq!(got, serve(id + k), "caller {caller}: reply {}", id + k);
+                        let timeout = if slow {
+                            Duration::from_millis(5)
+                        } else {
+                            Duration::from_secs(5)
+                        };
+                        match receipts.wait_processed(seq, timeout) {
+                            Ok(()) => {
+                                let _ = latency.record(t.elapsed().as_nanos() as u64);
+                            }
+                            Err(TrackerError::Timeout) => {
+                                // Not lost: still in the pool. Collect the late reply.
+                                receipts.wait_processed(seq, Duration::from_secs(5))?;
+                                late = Some(t.elapsed());
+                            }
+                            Err(e) => return Err(e.into()),
                         }
-                        id += WINDOW as u64;
-                        continue;
+                        let got = replies[caller][id as usize % WINDOW].load(Ordering::Relaxed);
+                        assert_eq!(got, serve(id), "caller {caller}: reply {id}");
+                        id += 1;
                     }
-                    let slow = caller == 0 && id == per_caller / 200 * 100;
-                    let t = Instant::now();
-                    let seq = producer.publish(|req| {
-                        *req = Request {
-                            caller,
-                            id,
-                            x: id,
-                            slow,
-                        }
-                    })?;
-                    let timeout = if slow {
-                        Duration::from_millis(5)
-                    } else {
-                        Duration::from_secs(5)
-                    };
-                    match receipts.wait_processed(seq, timeout) {
-                        Ok(()) => {
-                            let _ = latency.record(t.elapsed().as_nanos() as u64);
-                        }
-                        Err(PublishError::Timeout) => {
-                            // Not lost: still in the pool. Collect the late reply.
-                            receipts.wait_processed(seq, Duration::from_secs(5))?;
-                            late = Some(t.elapsed());
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    let got = replies[caller][id as usize % WINDOW].load(Ordering::Relaxed);
-                    assert_eq!(got, serve(id), "caller {caller}: reply {id}");
-                    id += 1;
-                }
-                Ok((latency, late))
-            })
+                    Ok((latency, late))
+                },
+            )
         })
         .collect();
     drop(producer);

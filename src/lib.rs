@@ -16,8 +16,9 @@
 //!   read-modify-write to claim), [`MultiProducer`] (cloneable) for many.
 //! - **Barrier**: what a consumer waits for: the producers' cursor, or the consumers before it.
 //! - **Stage / graph**: consumers added with [`Builder::add`] see every event (multicast);
-//!   [`Builder::add_after`] orders them into pipelines, diamonds, any DAG. An *exclusive* consumer
-//!   ([`Consumer::exclusive`]) may change events in place for later stages.
+//!   [`Builder::add_after`] orders them into pipelines, diamonds, any DAG; each stage has a
+//!   [`StageId`]. An *exclusive* consumer ([`Consumer::exclusive`]) may change events in place
+//!   for later stages.
 //! - **Work pool** ([`WorkPool`]): N worker threads that form one stage; each event is handled by
 //!   exactly one of them (the first free worker claims the next small batch), and later stages
 //!   depend on the pool as a whole. One-of-many, where a plain stage is one-to-many.
@@ -25,7 +26,7 @@
 //!   is available and says whether it was [`PollState::Gated`] or [`PollState::Idle`]; dropping it
 //!   removes it from gating.
 //! - **Gating**: producers never lap the last consumers of the graph. The set of gating sequences
-//!   changes while running ([`Disruptor::add_consumer`], [`Disruptor::add_pool`],
+//!   changes while running ([`Disruptor::add`], [`Disruptor::add_after`], [`Disruptor::add_pool`],
 //!   [`Disruptor::add_poller`], [`Disruptor::remove`]); a joining stage starts after what is
 //!   already published and can never read a slot a producer is about to overwrite.
 //! - **Receipts** ([`Tracker`]): `publish` returns the event's sequence; a tracker tells whether a
@@ -36,6 +37,17 @@
 //!   [`RetryPolicy`], before the panic policy applies.
 //! - **Wait strategy** ([`wait`]): how threads wait: [`BusySpin`], [`Yielding`], [`Sleeping`],
 //!   [`Blocking`]; the [`wait`] module says when to pick which.
+//!
+//! ## Where things are
+//! - `protocol/`: sequences, the ring, the sequencers (`single`, `multi`), barriers, the gating
+//!   set, the lifecycle, wait strategies: the hot path (claim, publish, wait) and nearly all
+//!   `unsafe`.
+//! - `consume/`: handlers, the batch loop with its panic and retry policies, work pools, pollers;
+//!   one delivery function for all of them.
+//! - `graph/`: stage ids and kinds, the graph, thread spawning, the builder and the running queue,
+//!   reports and errors; no `unsafe`.
+//! - `producer.rs`, `tracker.rs`: the producer handles and receipts, thin front ends over the
+//!   protocol.
 //!
 //! ## Example
 //! ```
@@ -48,7 +60,7 @@
 //! let mut builder = Builder::single_producer(1024, || 0u64, Yielding)?;
 //! builder.add(Consumer::new("sum", move |n: &u64, _seq, _end_of_batch| {
 //!     sum.fetch_add(*n, Ordering::Relaxed);
-//! }))?;
+//! }));
 //! let (mut producer, queue) = builder.build()?;
 //! for i in 1..=100 {
 //!     producer.publish(|slot| *slot = i)?;
@@ -65,47 +77,43 @@
 //! model-checked together with it.
 
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
-mod barrier;
-mod builder;
-mod consumer;
+mod consume;
 mod diag;
-mod disruptor;
 mod error;
-mod fence;
-mod gating;
-mod lifecycle;
-mod poller;
-mod pool;
+mod graph;
 mod producer;
-mod report;
-mod ring;
-mod sequence;
-mod sequencer;
-mod shared;
+mod protocol;
 mod sync;
 mod tracker;
-pub mod wait;
 
 /// README.md's examples, compiled and run as doctests so the README cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use builder::{Builder, ConsumerId};
-pub use consumer::{
-    Consumer, EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, FallibleFactory,
-    FallibleFn, FallibleHandler, Hook, IntoProcess, PanicPolicy, Retry, RetryPolicy, SharedFactory,
-    SharedFn,
+pub use consume::consumer::{Consumer, Hook, PanicPolicy};
+pub use consume::handler::{
+    EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, FallibleFactory, FallibleFn,
+    FallibleHandler, IntoProcess, Retry, RetryPolicy, SharedFactory, SharedFn,
 };
-pub use disruptor::Disruptor;
-pub use error::{BuildError, PublishError, ShutdownError};
-pub use poller::{PollState, Poller};
-pub use pool::WorkPool;
+pub use consume::poller::{PollState, Poller};
+pub use consume::pool::WorkPool;
+pub use error::{PublishError, TrackerError};
+pub use graph::builder::Builder;
+pub use graph::error::{BuildError, ShutdownError, StageError};
+pub use graph::queue::Disruptor;
+pub use graph::report::{ConsumerReport, HandlerPanic, ShutdownReport};
+#[allow(deprecated)]
+pub use graph::stage::{ConsumerId, StageId};
 pub use producer::{MultiProducer, Producer, SingleProducer};
-pub use report::{ConsumerReport, HandlerPanic, ShutdownReport};
-pub use sequence::INITIAL;
-pub use sequencer::{Multi, Sequencer, Single};
+pub use protocol::sequence::INITIAL;
+pub use protocol::sequencer::{Multi, Sequencer, Single};
+pub use protocol::wait;
+pub use protocol::wait::{
+    Blocking, BusySpin, PollingWait, Sleeping, WaitStrategy, Waited, Yielding,
+};
 pub use tracker::Tracker;
-pub use wait::{Blocking, BusySpin, PollingWait, Sleeping, WaitStrategy, Waited, Yielding};

@@ -9,16 +9,50 @@
 //! "Processed" means the stage moved past the event: a handler that panicked on it under
 //! [`PanicPolicy::SkipEvent`](crate::PanicPolicy) moved past it too.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::PublishError;
-use crate::gating::Control;
-use crate::lifecycle::Stop;
-use crate::sequence::{minimum, Sequence};
-use crate::sequencer::Sequencer;
-use crate::shared::Shared;
+use crate::error::TrackerError;
+use crate::protocol::barrier::Control;
+use crate::protocol::lifecycle::{Lifecycle, Stop};
+use crate::protocol::sequence::{minimum, Sequence};
+use crate::protocol::sequencer::SequencerImpl;
+use crate::protocol::wait::{WaitStrategy, Waited};
+use crate::protocol::Core;
 use crate::sync::Arc;
-use crate::wait::{WaitStrategy, Waited};
+
+/// What a tracker needs of its queue, with the event, sequencer and wait strategy types erased:
+/// a tracker is not generic, and its waits are not on anyone's hot path.
+trait Progress: Send + Sync {
+    fn gating_minimum(&self) -> i64;
+    fn lifecycle(&self) -> &Lifecycle;
+    fn wait(
+        &self,
+        ready: &mut dyn FnMut() -> Option<()>,
+        stop: &mut dyn FnMut() -> Option<TrackerError>,
+        deadline: Option<Instant>,
+    ) -> Waited<(), TrackerError>;
+}
+
+/// A queue's core behind a [`Progress`]: a std `Arc` of this is the trait object (loom's `Arc`,
+/// which the core is in under the model checker, cannot be coerced to one).
+struct Queue<E, S, W>(Arc<Core<E, S, W>>);
+
+impl<E: Send + Sync, S: SequencerImpl, W: WaitStrategy> Progress for Queue<E, S, W> {
+    fn gating_minimum(&self) -> i64 {
+        self.0.gating.minimum(i64::MAX)
+    }
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.0.lifecycle
+    }
+    fn wait(
+        &self,
+        ready: &mut dyn FnMut() -> Option<()>,
+        stop: &mut dyn FnMut() -> Option<TrackerError>,
+        deadline: Option<Instant>,
+    ) -> Waited<(), TrackerError> {
+        self.0.wait.wait_until(ready, stop, deadline)
+    }
+}
 
 /// What a [`Tracker`] watches.
 enum Watched {
@@ -34,17 +68,19 @@ enum Watched {
 
 /// Tells when a stage, or the whole graph, has processed a sequence: the receipt for a publish.
 ///
-/// Made by [`Disruptor::tracker`](crate::Disruptor::tracker) (one stage),
+/// Made by [`Disruptor::tracker`](crate::Disruptor::tracker) or
+/// [`Poller::tracker`](crate::Poller::tracker) (one stage),
 /// [`Disruptor::graph_tracker`](crate::Disruptor::graph_tracker) or
 /// [`Producer::tracker`](crate::Producer::tracker) (the whole graph). Cheap to clone, `Send` and
-/// `Sync`: hand one to every thread that waits for receipts.
+/// `Sync`, and not generic (whatever the queue's event, sequencer and wait strategy): hand one
+/// to every thread that waits for receipts, store it in any struct.
 ///
 /// ```
 /// use ringmq::{Builder, Consumer, Yielding};
 /// use std::time::Duration;
 ///
 /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
-/// let store = b.add(Consumer::new("store", |_row: &u64, _, _| { /* write it */ }))?;
+/// let store = b.add(Consumer::new("store", |_row: &u64, _, _| { /* write it */ }));
 /// let (mut producer, queue) = b.build()?;
 /// let stored = queue.tracker(store)?;
 ///
@@ -55,36 +91,30 @@ enum Watched {
 /// # queue.shutdown()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Tracker<E, S: Sequencer, W: WaitStrategy> {
-    shared: Arc<Shared<E, S, W>>,
+#[derive(Clone)]
+pub struct Tracker {
+    queue: std::sync::Arc<dyn Progress>,
     watched: Arc<Watched>,
 }
 
-impl<E, S: Sequencer, W: WaitStrategy> Clone for Tracker<E, S, W> {
-    fn clone(&self) -> Self {
+impl Tracker {
+    pub(crate) fn graph<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy>(
+        core: Arc<Core<E, S, W>>,
+    ) -> Self {
         Self {
-            shared: self.shared.clone(),
-            watched: self.watched.clone(),
-        }
-    }
-}
-
-impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
-    pub(crate) fn graph(shared: Arc<Shared<E, S, W>>) -> Self {
-        Self {
-            shared,
+            queue: std::sync::Arc::new(Queue(core)),
             watched: Arc::new(Watched::Graph),
         }
     }
 
-    pub(crate) fn stage(
-        shared: Arc<Shared<E, S, W>>,
+    pub(crate) fn stage<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy>(
+        core: Arc<Core<E, S, W>>,
         name: String,
         sequences: Vec<Arc<Sequence>>,
         control: Arc<Control>,
     ) -> Self {
         Self {
-            shared,
+            queue: std::sync::Arc::new(Queue(core)),
             watched: Arc::new(Watched::Stage {
                 name,
                 sequences: sequences.into_boxed_slice(),
@@ -99,7 +129,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     /// # use ringmq::{Builder, Consumer, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
-    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}));
     /// # let (mut producer, mut queue) = b.build()?;
     /// let t = queue.tracker(sink)?;
     /// let seq = producer.publish(|e| *e = 1)?;
@@ -110,7 +140,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     /// ```
     pub fn processed(&self) -> i64 {
         match &*self.watched {
-            Watched::Graph => self.shared.gating.minimum(i64::MAX),
+            Watched::Graph => self.queue.gating_minimum(),
             Watched::Stage { sequences, .. } => minimum(sequences, i64::MAX),
         }
     }
@@ -121,7 +151,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     /// # use ringmq::{Builder, Consumer, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
-    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}));
     /// # let (mut producer, mut queue) = b.build()?;
     /// let t = queue.tracker(sink)?;
     /// let seq = producer.publish(|e| *e = 1)?;
@@ -137,43 +167,44 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
     /// Waits, with the queue's wait strategy, until `sequence` is processed.
     ///
     /// # Errors
-    /// [`PublishError::Timeout`] if `timeout` passes first; [`PublishError::Shutdown`] if the
+    /// [`TrackerError::Timeout`] if `timeout` passes first; [`TrackerError::Shutdown`] if the
     /// queue stopped and `sequence` will never be processed (halted, or past what shutdown
-    /// drains); [`PublishError::ConsumerFailed`] if a handler's panic stopped the queue;
-    /// [`PublishError::StageRemoved`] if the stage was removed.
+    /// drains); [`TrackerError::ConsumerFailed`] if a handler's panic stopped the queue;
+    /// [`TrackerError::StageRemoved`] if the stage was removed; [`TrackerError::NoConsumers`]
+    /// (the whole graph) if no stage is left.
     ///
     /// ```
     /// # use ringmq::{Builder, Consumer, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
-    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}))?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}));
     /// # let (mut producer, mut queue) = b.build()?;
     /// let seq = producer.publish(|e| *e = 1)?;
     /// queue.tracker(sink)?.wait_processed(seq, Duration::from_secs(5))?;
     /// // A sequence that was never published times out.
     /// let never = queue.tracker(sink)?.wait_processed(seq + 10, Duration::from_millis(1));
-    /// assert_eq!(never, Err(ringmq::PublishError::Timeout));
+    /// assert_eq!(never, Err(ringmq::TrackerError::Timeout));
     /// # drop(producer);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn wait_processed(&self, sequence: i64, timeout: Duration) -> Result<(), PublishError> {
+    pub fn wait_processed(&self, sequence: i64, timeout: Duration) -> Result<(), TrackerError> {
         if self.is_processed(sequence) {
             return Ok(());
         }
         let deadline = crate::sync::deadline_in(timeout);
-        let lifecycle = &self.shared.lifecycle;
-        let ready = || self.is_processed(sequence).then_some(());
-        let stop = || {
+        let lifecycle = self.queue.lifecycle();
+        let mut ready = || self.is_processed(sequence).then_some(());
+        let mut stop = || {
             match &*self.watched {
                 Watched::Stage { name, control, .. } if control.left() => {
-                    return Some(PublishError::StageRemoved {
-                        consumer: name.clone(),
+                    return Some(TrackerError::StageRemoved {
+                        stage: name.clone(),
                     });
                 }
                 // No live stage: nobody will process `sequence` (a stage that joins later
                 // starts after what is published now).
                 Watched::Graph if lifecycle.has_no_stage() => {
-                    return Some(PublishError::NoConsumers);
+                    return Some(TrackerError::NoConsumers);
                 }
                 _ => {}
             }
@@ -181,19 +212,19 @@ impl<E, S: Sequencer, W: WaitStrategy> Tracker<E, S, W> {
                 // Running, or draining with `sequence` within the drain: it will be processed.
                 None => None,
                 // Past what shutdown drains: never published, never processed.
-                Some(Stop::Drained) => Some(PublishError::Shutdown),
-                Some(Stop::Halted) => Some(lifecycle.publish_error()),
+                Some(Stop::Drained) => Some(TrackerError::Shutdown),
+                Some(Stop::Halted) => Some(lifecycle.publish_error().into()),
             }
         };
-        match self.shared.wait.wait_until(ready, stop, deadline) {
+        match self.queue.wait(&mut ready, &mut stop, deadline) {
             Waited::Ready(()) => Ok(()),
             Waited::Stopped(e) => Err(e),
-            Waited::TimedOut => Err(PublishError::Timeout),
+            Waited::TimedOut => Err(TrackerError::Timeout),
         }
     }
 }
 
-impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Tracker<E, S, W> {
+impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let watched = match &*self.watched {
             Watched::Graph => "the whole graph",

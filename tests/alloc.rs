@@ -72,7 +72,7 @@ fn a_million_events_flow_without_a_single_allocation() {
             macro_rules! run {
                 ($b:expr) => {{
                     let mut b = $b;
-                    let first = b.add(enrich).unwrap();
+                    let first = b.add(enrich);
                     b.add_after(&[first], count).unwrap();
                     let (mut p, q) = b.build().unwrap();
                     // Warm up: threads started, handlers built, first wait done, and two laps

@@ -19,7 +19,7 @@ fn single_producer_to<W: WaitStrategy>(wait: W, capacity: usize, count: u64, nam
     let (tx, rx) = mpsc::channel();
     let mut b = Builder::single_producer(capacity, Ev::default, wait).unwrap();
     for name in names {
-        b.add(recorder(name, &tx)).unwrap();
+        b.add(recorder(name, &tx));
     }
     let (mut producer, queue) = b.build().unwrap();
     for n in 0..count {
@@ -66,8 +66,8 @@ fn wrap_around_many_laps_with_tiny_rings() {
 fn multi_producer_fifo<W: WaitStrategy>(wait: W, capacity: usize, producers: u32, per: u64) {
     let (tx, rx) = mpsc::channel();
     let mut b = Builder::multi_producer(capacity, Ev::default, wait).unwrap();
-    b.add(recorder("a", &tx)).unwrap();
-    b.add(recorder("b", &tx)).unwrap();
+    b.add(recorder("a", &tx));
+    b.add(recorder("b", &tx));
     let (producer, queue) = b.build().unwrap();
     publish_from_threads(producer, producers, per);
     queue.shutdown().unwrap();
@@ -109,14 +109,12 @@ fn backpressure_slow_consumer_never_sees_an_overwritten_slot() {
         // A slow consumer: it yields on every event, so the producer is always waiting for room.
         // If the producer ever overwrote a slot the consumer had not finished, the consumer would
         // see the next lap's number, or a torn checksum.
-        let slow = b
-            .add(Consumer::new("slow", |e: &Ev, seq, _| {
-                assert_eq!(e.n, seq as u64, "slot overwritten before it was consumed");
-                let before = *e;
-                std::thread::yield_now();
-                assert_eq!(*e, before, "slot changed while being consumed");
-            }))
-            .unwrap();
+        let slow = b.add(Consumer::new("slow", |e: &Ev, seq, _| {
+            assert_eq!(e.n, seq as u64, "slot overwritten before it was consumed");
+            let before = *e;
+            std::thread::yield_now();
+            assert_eq!(*e, before, "slot changed while being consumed");
+        }));
         b.add_after(&[slow], recorder("after", &tx)).unwrap();
         let (mut producer, queue) = b.build().unwrap();
         for n in 0..count {
@@ -138,12 +136,10 @@ fn pipeline_stages_see_upstream_writes_and_never_run_ahead() {
         let stage1_done = Arc::new(AtomicI64::new(-1));
         let mut b = Builder::multi_producer(32, Ev::default, Yielding).unwrap();
         let done = stage1_done.clone();
-        let enrich = b
-            .add(Consumer::exclusive("enrich", move |e: &mut Ev, seq, _| {
-                e.enriched = e.check ^ 0xFF;
-                done.store(seq, Ordering::Relaxed);
-            }))
-            .unwrap();
+        let enrich = b.add(Consumer::exclusive("enrich", move |e: &mut Ev, seq, _| {
+            e.enriched = e.check ^ 0xFF;
+            done.store(seq, Ordering::Relaxed);
+        }));
         let done = stage1_done.clone();
         let check = b
             .add_after(
@@ -179,17 +175,13 @@ fn diamond_joins_after_both_branches() {
         let right_done = Arc::new(AtomicI64::new(-1));
         let mut b = Builder::single_producer(64, Ev::default, Blocking::new()).unwrap();
         let l = left_done.clone();
-        let left = b
-            .add(Consumer::new("left", move |_: &Ev, seq, _| {
-                l.store(seq, Ordering::Relaxed)
-            }))
-            .unwrap();
+        let left = b.add(Consumer::new("left", move |_: &Ev, seq, _| {
+            l.store(seq, Ordering::Relaxed)
+        }));
         let r = right_done.clone();
-        let right = b
-            .add(Consumer::new("right", move |_: &Ev, seq, _| {
-                r.store(seq, Ordering::Relaxed)
-            }))
-            .unwrap();
+        let right = b.add(Consumer::new("right", move |_: &Ev, seq, _| {
+            r.store(seq, Ordering::Relaxed)
+        }));
         let (l, r) = (left_done.clone(), right_done.clone());
         let join = b
             .add_after(
@@ -223,7 +215,7 @@ fn batch_publish_in_bursts() {
             let mut total = 0u64;
             let published = if multi {
                 let mut b = Builder::multi_producer(capacity, Ev::default, Yielding).unwrap();
-                b.add(recorder("r", &tx)).unwrap();
+                b.add(recorder("r", &tx));
                 let (mut p, q) = b.build().unwrap();
                 for i in 0..bursts {
                     let n = (i as usize % capacity) + 1;
@@ -239,7 +231,7 @@ fn batch_publish_in_bursts() {
                 total
             } else {
                 let mut b = Builder::single_producer(capacity, Ev::default, Yielding).unwrap();
-                b.add(recorder("r", &tx)).unwrap();
+                b.add(recorder("r", &tx));
                 let (mut p, q) = b.build().unwrap();
                 for i in 0..bursts {
                     let n = (i as usize % capacity) + 1;
@@ -302,8 +294,7 @@ fn max_batch_caps_batches_and_batch_hooks_add_up() {
             })
             .max_batch(3)
             .wait_strategy(PollingWait::Yielding),
-        )
-        .unwrap();
+        );
         let (mut producer, queue) = b.build().unwrap();
         for n in 0..count {
             producer.publish(|e| fill(e, 0, n)).unwrap();
@@ -325,11 +316,9 @@ fn max_batch_caps_batches_and_batch_hooks_add_up() {
 fn drains_before_shutdown<S: ringmq::Sequencer>(mut b: Builder<Ev, S, Blocking>, count: u64) {
     let (tx, rx) = mpsc::channel();
     // A slow consumer, so most events are still in the ring when shutdown starts.
-    let slow = b
-        .add(Consumer::new("slow", |_: &Ev, _, _| {
-            std::thread::yield_now()
-        }))
-        .unwrap();
+    let slow = b.add(Consumer::new("slow", |_: &Ev, _, _| {
+        std::thread::yield_now()
+    }));
     b.add_after(&[slow], recorder("r", &tx)).unwrap();
     let (mut p, q) = b.build().unwrap();
     for n in 0..count {
@@ -369,7 +358,7 @@ fn dropping_the_last_producer_drains_and_stops_consumers() {
         let count = scaled(10_000);
         let (tx, rx) = mpsc::channel();
         let mut b = Builder::multi_producer(64, Ev::default, Yielding).unwrap();
-        b.add(recorder("r", &tx)).unwrap();
+        b.add(recorder("r", &tx));
         let (producer, queue) = b.build().unwrap();
         publish_from_threads(producer, 2, count);
         // The consumer drains and stops by itself: its on_shutdown report arrives before we ask.
@@ -389,8 +378,7 @@ fn monitoring_cursor_and_remaining_capacity() {
             if seq == 0 {
                 gate_rx.recv().unwrap();
             }
-        }))
-        .unwrap();
+        }));
         let (mut p, q) = b.build().unwrap();
         assert_eq!(p.capacity(), 8);
         assert_eq!(p.cursor(), -1);
@@ -417,8 +405,7 @@ fn coalescing_consumer_delivers_exactly_and_never_holds_an_isolated_event() {
         let count = scaled(50_000);
         let (tx, rx) = mpsc::channel();
         let mut b = Builder::single_producer(64, Ev::default, Yielding).unwrap();
-        b.add(recorder("coalescing", &tx).coalesce(1_000, Duration::from_micros(20)))
-            .unwrap();
+        b.add(recorder("coalescing", &tx).coalesce(1_000, Duration::from_micros(20)));
         let (mut producer, queue) = b.build().unwrap();
         for n in 0..count {
             producer.publish(|e| fill(e, 0, n)).unwrap();
@@ -436,8 +423,7 @@ fn coalescing_consumer_delivers_exactly_and_never_holds_an_isolated_event() {
         }
         let pause = Duration::from_secs(1);
         let mut b = Builder::single_producer(64, || 0u64, Yielding).unwrap();
-        b.add(Consumer::new("c", |_: &u64, _, _| {}).coalesce(1_000, pause))
-            .unwrap();
+        b.add(Consumer::new("c", |_: &u64, _, _| {}).coalesce(1_000, pause));
         let (mut producer, queue) = b.build().unwrap();
         let receipts = producer.tracker();
         let rounds = 10;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::*;
 use ringmq::{
     Blocking, BuildError, Builder, Consumer, Disruptor, PanicPolicy, PollState, PollingWait,
-    PublishError, RetryPolicy, Sequencer, ShutdownError, Sleeping, WaitStrategy, WorkPool,
-    Yielding,
+    PublishError, RetryPolicy, Sequencer, ShutdownError, Sleeping, StageError, TrackerError,
+    WaitStrategy, WorkPool, Yielding,
 };
 
 /// Durations at the edges: nothing, the least, a normal one, one whose deadline overflows
@@ -36,8 +36,8 @@ fn huge(d: Duration) -> bool {
 fn timed_calls<S: Sequencer, W: WaitStrategy>(b: Builder<u64, S, W>) {
     let mut b = b;
     let id = b.add_poller(&[]).unwrap();
-    let (mut p, mut q) = b.build().unwrap();
-    let mut poller = q.take_poller(id).unwrap();
+    let (mut p, q) = b.build().unwrap();
+    let mut poller = id;
     for d in DURATIONS {
         // Room: each call succeeds whatever the duration.
         let s = p.publish_timeout(d, |e| *e = 1).unwrap();
@@ -52,7 +52,7 @@ fn timed_calls<S: Sequencer, W: WaitStrategy>(b: Builder<u64, S, W>) {
         if !huge(d) {
             // Nothing to poll, nothing to wait for: the timeout passes.
             assert_eq!(poller.poll_timeout(d, |_, _, _| true), PollState::Idle);
-            assert_eq!(tracker.wait_processed(r.end, d), Err(PublishError::Timeout));
+            assert_eq!(tracker.wait_processed(r.end, d), Err(TrackerError::Timeout));
             // A full ring (capacity 4): the timed publishes time out.
             p.publish_batch(4, |e, _| *e = 3).unwrap();
             assert_eq!(p.publish_timeout(d, |e| *e = 4), Err(PublishError::Timeout));
@@ -109,7 +109,7 @@ fn shutdown_timeout_with_any_duration() {
         for d in DURATIONS {
             let (tx, rx) = mpsc::channel();
             let mut b = Builder::single_producer(8, Ev::default, Blocking::new()).unwrap();
-            b.add(recorder("r", &tx)).unwrap();
+            b.add(recorder("r", &tx));
             let (mut p, q) = b.build().unwrap();
             p.publish(|e| fill(e, 0, 0)).unwrap();
             match q.shutdown_timeout(d) {
@@ -168,21 +168,17 @@ fn consumer_options_at_their_edges() {
                 })
                 .timeout(d)
                 .max_batch(batch),
-            )
-            .unwrap();
-            b.add(recorder("coalesced", &tx).coalesce(batch, d))
-                .unwrap();
-            b.add(recorder("retrying", &tx).retry(RetryPolicy::new(u32::MAX, d)))
-                .unwrap();
+            );
+            b.add(recorder("coalesced", &tx).coalesce(batch, d));
+            b.add(recorder("retrying", &tx).retry(RetryPolicy::new(u32::MAX, d)));
             let polling = [
                 PollingWait::BusySpin,
                 PollingWait::Yielding,
-                PollingWait::Sleeping(Duration::ZERO),
-                PollingWait::Sleeping(d.min(Duration::from_millis(1))),
-                PollingWait::Sleeping(Duration::from_micros(50)),
+                PollingWait::Sleeping(ringmq::Sleeping::new(Duration::ZERO)),
+                PollingWait::Sleeping(ringmq::Sleeping::new(d.min(Duration::from_millis(1)))),
+                PollingWait::Sleeping(ringmq::Sleeping::new(Duration::from_micros(50))),
             ][i];
-            b.add(recorder("polling", &tx).wait_strategy(polling))
-                .unwrap();
+            b.add(recorder("polling", &tx).wait_strategy(polling));
             b.add_pool(
                 &[],
                 WorkPool::new("pool", [0, 1, 2, 3, 0][i], |j| {
@@ -242,9 +238,11 @@ fn the_longest_sleeping_waits_still_drain_and_shut_down() {
         let (tx, rx) = mpsc::channel();
         let mut b =
             Builder::single_producer(64, Ev::default, Sleeping::new(Duration::MAX)).unwrap();
-        b.add(recorder("queue-wait", &tx)).unwrap();
-        b.add(recorder("own-wait", &tx).wait_strategy(PollingWait::Sleeping(Duration::MAX)))
-            .unwrap();
+        b.add(recorder("queue-wait", &tx));
+        b.add(
+            recorder("own-wait", &tx)
+                .wait_strategy(PollingWait::Sleeping(ringmq::Sleeping::new(Duration::MAX))),
+        );
         let (mut p, q) = b.build().unwrap();
         for n in 0..10 {
             p.publish(|e| fill(e, 0, n)).unwrap();
@@ -270,8 +268,8 @@ fn counts_and_capacities_at_their_edges() {
         }
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let id = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let mut poller = q.take_poller(id).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut poller = id;
         assert_eq!(p.publish_batch(0, |_, _| {}).unwrap(), 0..0);
         assert_eq!(p.try_publish_batch(0, |_, _| {}).unwrap(), 0..0);
         for n in [2, usize::MAX] {
@@ -297,14 +295,14 @@ fn counts_and_capacities_at_their_edges() {
         assert!(far.is_processed(i64::MIN));
         assert_eq!(
             far.wait_processed(i64::MAX, Duration::ZERO),
-            Err(PublishError::Timeout)
+            Err(TrackerError::Timeout)
         );
         drop(p);
         q.shutdown().unwrap();
         // Past the drain target: never processed, and the tracker says so.
         assert_eq!(
             far.wait_processed(i64::MAX, Duration::MAX),
-            Err(PublishError::Shutdown)
+            Err(TrackerError::Shutdown)
         );
         assert_eq!(poller.poll(|_, _, _| true), PollState::Closed);
 
@@ -359,12 +357,13 @@ fn shutdown_beside_pollers_in_every_arrangement() {
     ) {
         let mut b = b;
         let (tx, rx) = mpsc::channel();
-        b.add(recorder("consumer", &tx)).unwrap();
+        b.add(recorder("consumer", &tx));
         let id = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let poller = match at {
-            PollerAt::NotTaken => None,
-            _ => Some(q.take_poller(id).unwrap()),
+        let (mut p, q) = b.build().unwrap();
+        // Not taken: its owner holds it and never polls.
+        let (poller, _held) = match at {
+            PollerAt::NotTaken => (None, Some(id)),
+            _ => (Some(id), None),
         };
         let poller = if at == PollerAt::Dropped {
             drop(poller);
@@ -484,8 +483,8 @@ fn a_single_producer_blocked_by_an_unpolled_poller_is_released_by_shutdown() {
     with_timeout(60, || {
         let mut b = Builder::single_producer(4, || 0u64, Blocking::new()).unwrap();
         let id = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let mut poller = q.take_poller(id).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut poller = id;
         p.publish_batch(4, |e, i| *e = i as u64).unwrap();
         let blocked = std::thread::spawn(move || p.publish(|e| *e = 99));
         q.shutdown().unwrap();
@@ -506,9 +505,9 @@ fn a_single_producer_blocked_by_an_unpolled_poller_is_released_by_shutdown() {
 fn dropping_a_queue_of_pollers_only_closes_it() {
     fn run<S: Sequencer, W: WaitStrategy>(mut b: Builder<u64, S, W>) {
         let a = b.add_poller(&[]).unwrap();
-        b.add_poller(&[]).unwrap(); // never taken: dropped with the queue
-        let (mut p, mut q) = b.build().unwrap();
-        let mut poller = q.take_poller(a).unwrap();
+        let _never_polled = b.add_poller(&[]).unwrap(); // held, never polled
+        let (mut p, q) = b.build().unwrap();
+        let mut poller = a;
         p.publish(|e| *e = 1).unwrap();
         drop(q);
         assert_eq!(p.publish(|e| *e = 2), Err(PublishError::Shutdown));
@@ -529,13 +528,14 @@ fn dropping_a_queue_of_pollers_only_closes_it() {
 fn a_queue_without_a_live_stage_refuses_publishes_until_one_joins() {
     fn run<S: Sequencer, W: WaitStrategy>(mut b: Builder<Ev, S, W>, by_poller: bool) {
         let (tx, rx) = mpsc::channel();
-        let id = if by_poller {
-            b.add_poller(&[]).unwrap()
+        let mut poller = None;
+        let mut id = None;
+        if by_poller {
+            poller = Some(b.add_poller(&[]).unwrap());
         } else {
-            b.add(Consumer::new("only", |_: &Ev, _, _| {})).unwrap()
-        };
+            id = Some(b.add(Consumer::new("only", |_: &Ev, _, _| {})));
+        }
         let (mut p, mut q) = b.build().unwrap();
-        let poller = by_poller.then(|| q.take_poller(id).unwrap());
         // Fill the ring (the poller never polls; the consumer may keep up).
         let mut n = 0;
         while p.remaining_capacity() > 0 && n < 4 {
@@ -546,7 +546,7 @@ fn a_queue_without_a_live_stage_refuses_publishes_until_one_joins() {
         match poller {
             Some(poller) => drop(poller),
             None => {
-                q.remove(id).unwrap();
+                q.remove(id.unwrap()).unwrap();
             }
         }
         assert_eq!(p.publish(|e| fill(e, 0, n)), Err(PublishError::NoConsumers));
@@ -560,13 +560,13 @@ fn a_queue_without_a_live_stage_refuses_publishes_until_one_joins() {
         );
         assert!(PublishError::NoConsumers
             .to_string()
-            .contains("add_consumer"));
+            .contains("Disruptor::add"));
         assert_eq!(
             tracker.wait_processed(p.cursor() + 1, Duration::from_secs(30)),
-            Err(PublishError::NoConsumers)
+            Err(TrackerError::NoConsumers)
         );
         // A stage joins: publishes go through again, and it sees them.
-        let back = q.add_consumer(&[], recorder("back", &tx)).unwrap();
+        let back = q.add(recorder("back", &tx)).unwrap();
         let first = q.first_sequence(back).unwrap();
         let mut last = 0;
         for k in 0..20 {
@@ -589,8 +589,8 @@ fn a_queue_without_a_live_stage_refuses_publishes_until_one_joins() {
         ) -> std::thread::JoinHandle<Result<i64, PublishError>>,
     ) {
         let id = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let poller = q.take_poller(id).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let poller = id;
         p.publish_batch(4, |e, _| *e = 0).unwrap();
         let waiting = producer(p);
         // The only stage goes while the producer waits for room it would make.
@@ -642,8 +642,7 @@ fn shutdown_and_remove_from_inside_a_handler_are_typed_errors() {
                     };
                     tx.send(r).unwrap();
                 }
-            }))
-            .unwrap();
+            }));
             let (mut p, q) = b.build().unwrap();
             *slot.lock().unwrap() = Some(q);
             for n in 0..5 {
@@ -668,27 +667,25 @@ fn shutdown_and_remove_from_inside_a_handler_are_typed_errors() {
     }
     with_timeout(60, || {
         type QS = Disruptor<u64, ringmq::Single, Blocking>;
-        let slot: Arc<Mutex<Option<(QS, ringmq::ConsumerId)>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<Mutex<Option<(QS, ringmq::StageId)>>> = Arc::new(Mutex::new(None));
         let (tx, rx) = mpsc::channel();
         let s = slot.clone();
         let mut b = Builder::single_producer(8, || 0u64, Blocking::new()).unwrap();
-        let me = b
-            .add(Consumer::new("self-remover", move |e: &u64, _, _| {
-                if *e == 1 {
-                    let mut guard = s.lock().unwrap();
-                    let (q, id) = guard.as_mut().unwrap();
-                    tx.send(q.remove(*id).map(|_| ())).unwrap();
-                }
-            }))
-            .unwrap();
+        let me = b.add(Consumer::new("self-remover", move |e: &u64, _, _| {
+            if *e == 1 {
+                let mut guard = s.lock().unwrap();
+                let (q, id) = guard.as_mut().unwrap();
+                tx.send(q.remove(*id).map(|_| ())).unwrap();
+            }
+        }));
         let (mut p, q) = b.build().unwrap();
         *slot.lock().unwrap() = Some((q, me));
         p.publish(|e| *e = 1).unwrap();
         let r = rx.recv_timeout(Duration::from_secs(30)).unwrap();
         assert_eq!(
             r,
-            Err(BuildError::SelfRemoval {
-                consumer: "self-remover".into()
+            Err(StageError::SelfRemoval {
+                stage: "self-remover".into()
             })
         );
         drop(p);
@@ -758,7 +755,7 @@ fn pool_workers_report_no_sequence_past_the_last_published() {
                             panic!("the worker that takes 4 retires");
                         }
                     })
-                    .on_panic(PanicPolicy::HaltConsumer)
+                    .panic_policy(PanicPolicy::HaltConsumer)
                 })
                 .batch(1),
             )
@@ -806,9 +803,8 @@ fn a_wait_strategy_panic_while_following_fails_the_queue() {
         let mut b = Builder::single_producer(4, || 0u64, PanicsOnFollower::default()).unwrap();
         b.add(
             Consumer::new("fragile", |_: &u64, _, _| panic!("handler bug"))
-                .on_panic(PanicPolicy::HaltConsumer),
-        )
-        .unwrap();
+                .panic_policy(PanicPolicy::HaltConsumer),
+        );
         let (mut p, q) = b.build().unwrap();
         let mut err = None;
         for n in 0..1_000 {

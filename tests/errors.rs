@@ -38,8 +38,7 @@ fn capacity_must_be_a_power_of_two_and_the_error_names_the_nearest() {
 )]
 fn pinning_to_a_core_that_does_not_exist_fails_at_build() {
     let mut b = Builder::single_producer(8, || 0u8, Yielding).unwrap();
-    b.add(Consumer::new("pinned", |_: &u8, _, _| {}).pin_to_core(100_000))
-        .unwrap();
+    b.add(Consumer::new("pinned", |_: &u8, _, _| {}).pin_to_core(100_000));
     match b.build() {
         Err(BuildError::NoSuchCore {
             consumer,
@@ -70,8 +69,7 @@ fn pinning_to_an_existing_core_runs_there() {
                 let _ = tx.send((*n, name));
             })
             .pin_to_core(core),
-        )
-        .unwrap();
+        );
         let (mut p, q) = b.build().unwrap();
         p.publish(|n| *n = 9).unwrap();
         let (n, name) = rx.recv().unwrap();
@@ -94,8 +92,7 @@ fn a_builder_on_a_pinned_thread_still_sees_every_core() {
         // Pin this thread to the first core: its affinity mask now shows one core only.
         core_affinity::set_for_current(cores[0]);
         let mut b = Builder::single_producer(8, || 0u64, Yielding).unwrap();
-        b.add(Consumer::new("elsewhere", |_: &u64, _, _| {}).pin_to_core(last))
-            .unwrap();
+        b.add(Consumer::new("elsewhere", |_: &u64, _, _| {}).pin_to_core(last));
         let (p, q) = b
             .build()
             .expect("a core outside the caller's mask is still a core");
@@ -108,12 +105,12 @@ fn a_builder_on_a_pinned_thread_still_sees_every_core() {
 fn a_handle_from_another_builder_is_rejected() {
     let mut one = Builder::single_producer(8, || 0u8, Yielding).unwrap();
     let mut two = Builder::single_producer(8, || 0u8, Yielding).unwrap();
-    let a = one.add(Consumer::new("a", |_: &u8, _, _| {})).unwrap();
+    let a = one.add(Consumer::new("a", |_: &u8, _, _| {}));
     let err = two
         .add_after(&[a], Consumer::new("b", |_: &u8, _, _| {}))
         .unwrap_err();
-    assert!(matches!(err, BuildError::ForeignConsumer { .. }));
-    assert!(err.to_string().contains("another builder"));
+    assert!(matches!(err, BuildError::ForeignStage { .. }));
+    assert!(err.to_string().contains("another queue"));
 }
 
 #[test]
@@ -126,9 +123,8 @@ fn a_queue_without_consumers_is_rejected() {
 fn an_exclusive_stage_must_be_ordered_with_every_other_consumer() {
     // Exclusive beside a shared reader of the same stage: rejected.
     let mut b = Builder::single_producer(8, || 0u8, Yielding).unwrap();
-    b.add(Consumer::exclusive("writer", |e: &mut u8, _, _| *e += 1))
-        .unwrap();
-    b.add(Consumer::new("reader", |_: &u8, _, _| {})).unwrap();
+    b.add(Consumer::exclusive("writer", |e: &mut u8, _, _| *e += 1));
+    b.add(Consumer::new("reader", |_: &u8, _, _| {}));
     match b.build() {
         Err(BuildError::NotExclusive {
             exclusive,
@@ -143,7 +139,7 @@ fn an_exclusive_stage_must_be_ordered_with_every_other_consumer() {
     }
     // A branch of a diamond that runs beside the exclusive stage: rejected.
     let mut b = Builder::single_producer(8, || 0u8, Yielding).unwrap();
-    let first = b.add(Consumer::new("first", |_: &u8, _, _| {})).unwrap();
+    let first = b.add(Consumer::new("first", |_: &u8, _, _| {}));
     b.add_after(
         &[first],
         Consumer::exclusive("writer", |e: &mut u8, _, _| *e += 1),
@@ -154,7 +150,7 @@ fn an_exclusive_stage_must_be_ordered_with_every_other_consumer() {
     assert!(matches!(b.build(), Err(BuildError::NotExclusive { .. })));
     // Before and after it: accepted.
     let mut b = Builder::single_producer(8, || 0u8, Yielding).unwrap();
-    let first = b.add(Consumer::new("first", |_: &u8, _, _| {})).unwrap();
+    let first = b.add(Consumer::new("first", |_: &u8, _, _| {}));
     let w = b
         .add_after(
             &[first],
@@ -201,8 +197,7 @@ fn gated_single(capacity: usize) -> Gated {
         gate: gate_rx,
         seen: vec![],
         out: seen_tx,
-    }))
-    .unwrap();
+    }));
     let (p, q) = b.build().unwrap();
     (gate_tx, p, q, seen_rx)
 }
@@ -225,8 +220,7 @@ fn gated_multi<W: ringmq::WaitStrategy>(wait: W) -> GatedMulti<W> {
             gate_rx.recv().unwrap();
         }
         seen_tx.send(*n).unwrap();
-    }))
-    .unwrap();
+    }));
     let (p, q) = b.build().unwrap();
     (gate_tx, p, q, seen_rx)
 }
@@ -404,7 +398,7 @@ fn consumer_timeout_calls_on_timeout() {
                 Consumer::with_handler("idle", move || T(tx)).timeout(Duration::from_millis(5));
             if blocking {
                 let mut b = Builder::single_producer(8, || 0u64, Blocking::new()).unwrap();
-                b.add(consumer).unwrap();
+                b.add(consumer);
                 let (mut p, q) = b.build().unwrap();
                 assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), -1);
                 p.publish(|e| *e = 1).unwrap();
@@ -421,7 +415,7 @@ fn consumer_timeout_calls_on_timeout() {
                 q.shutdown().unwrap();
             } else {
                 let mut b = Builder::single_producer(8, || 0u64, Sleeping::default()).unwrap();
-                b.add(consumer).unwrap();
+                b.add(consumer);
                 let (p, q) = b.build().unwrap();
                 assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), -1);
                 drop(p);
@@ -448,8 +442,7 @@ fn lifecycle_hooks_run_once_on_the_consumer_thread() {
         let (tx, rx) = mpsc::channel();
         let mut b = Builder::single_producer(8, || 0u64, Yielding).unwrap();
         // The factory runs on the consumer thread; `Hooks` is built there.
-        b.add(Consumer::with_handler("hooks", move || Hooks(tx)))
-            .unwrap();
+        b.add(Consumer::with_handler("hooks", move || Hooks(tx)));
         let (p, q) = b.build().unwrap();
         drop(p);
         q.shutdown().unwrap();
@@ -485,7 +478,7 @@ fn errors_say_what_to_change() {
 fn publishing_after_shutdown_is_refused_for_both_producer_kinds() {
     with_timeout(60, || {
         let mut b = Builder::multi_producer(8, Ev::default, Yielding).unwrap();
-        b.add(Consumer::new("c", |_: &Ev, _, _| {})).unwrap();
+        b.add(Consumer::new("c", |_: &Ev, _, _| {}));
         let (mut p, q) = b.build().unwrap();
         let mut other = p.clone();
         q.shutdown().unwrap();
@@ -516,8 +509,7 @@ fn dropping_an_unbuilt_builder_starts_nothing() {
     b.add(Consumer::with_handler("never", move || {
         s.store(true, Ordering::SeqCst);
         Never
-    }))
-    .unwrap();
+    }));
     drop(b);
     // A consumer thread would have run the factory first thing; none was started.
     assert!(!started.load(Ordering::SeqCst));

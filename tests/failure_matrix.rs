@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use common::*;
 use ringmq::{
-    Blocking, Builder, Consumer, ConsumerId, Disruptor, EventHandler, ExclusiveHandler,
-    FallibleHandler, Hook, PanicPolicy, PollState, Producer, PublishError, Retry, RetryPolicy,
-    Sequencer, ShutdownError, ShutdownReport, WaitStrategy, WorkPool, Yielding,
+    Blocking, Builder, Consumer, Disruptor, EventHandler, ExclusiveHandler, FallibleHandler, Hook,
+    PanicPolicy, PollState, Producer, PublishError, Retry, RetryPolicy, Sequencer, ShutdownError,
+    ShutdownReport, StageId, WaitStrategy, WorkPool, Yielding,
 };
 
 /// Events per cell, the ring's capacity, and the event whose handling fails.
@@ -191,7 +191,7 @@ fn factory(hook: Hook, probe: &Arc<Probe>) -> impl FnOnce() -> Failing + Send + 
 /// Applies the options every failing consumer gets: the policy, a timeout (so `on_timeout` runs
 /// in every cell), and two quick replays for fallible handlers.
 fn options<H: ringmq::IntoProcess<Ev>>(c: Consumer<Ev, H>, policy: PanicPolicy) -> Consumer<Ev, H> {
-    c.on_panic(policy)
+    c.panic_policy(policy)
         .timeout(Duration::from_millis(1))
         .retry(RetryPolicy::new(2, Duration::ZERO))
 }
@@ -199,10 +199,10 @@ fn options<H: ringmq::IntoProcess<Ev>>(c: Consumer<Ev, H>, policy: PanicPolicy) 
 /// Adds the failing stage (after `upstream`) in the cell's flavour and kind.
 fn add_failing<S: Sequencer, W: WaitStrategy>(
     b: &mut Builder<Ev, S, W>,
-    upstream: &[ConsumerId],
+    upstream: &[StageId],
     cell: Cell,
     probe: &Arc<Probe>,
-) -> ConsumerId {
+) -> StageId {
     let (hook, policy) = (cell.hook, cell.policy);
     macro_rules! stage {
         ($make:path) => {
@@ -259,10 +259,10 @@ fn run_cell<S: Sequencer, W: WaitStrategy>(mut b: Builder<Ev, S, W>, cell: Cell)
     let (tx, rx) = mpsc::channel();
     // An exclusive stage must be ordered with every other: the bystander goes before it.
     let failing = if cell.flavour == Flavour::Exclusive {
-        let bystander = b.add(recorder("bystander", &tx)).unwrap();
+        let bystander = b.add(recorder("bystander", &tx));
         add_failing(&mut b, &[bystander], cell, &probe)
     } else {
-        b.add(recorder("bystander", &tx)).unwrap();
+        b.add(recorder("bystander", &tx));
         add_failing(&mut b, &[], cell, &probe)
     };
     b.add_after(&[failing], recorder("downstream", &tx))
@@ -564,7 +564,7 @@ fn a_replay_interrupted_by_halt_or_another_failure_passes_nothing() {
             .retry(RetryPolicy::new(u32::MAX, Duration::from_millis(1)))
         };
         let stage = match kind {
-            Kind::Consumer => b.add(make("retrying".into(), retried.clone())).unwrap(),
+            Kind::Consumer => b.add(make("retrying".into(), retried.clone())),
             Kind::Pool => b
                 .add_pool(
                     &[],
@@ -581,8 +581,7 @@ fn a_replay_interrupted_by_halt_or_another_failure_passes_nothing() {
             if boom_rx.try_recv().is_ok() {
                 panic!("another stage fails");
             }
-        }))
-        .unwrap();
+        }));
         let (mut p, q) = b.build().unwrap();
         for n in 0..K as u64 + 3 {
             p.publish(|e| fill(e, 0, n)).unwrap();
@@ -662,12 +661,10 @@ fn a_publish_closure_panic_skips_its_slot_for_every_stage_kind() {
     }
     fn run<S: Sequencer, W: WaitStrategy>(mut b: Builder<Ev, S, W>, call: Call) {
         let (tx, rx) = mpsc::channel();
-        let enrich = b
-            .add(Consumer::exclusive("enrich", |e: &mut Ev, seq, _| {
-                check_event("enrich", e, seq);
-                e.enriched = 1;
-            }))
-            .unwrap();
+        let enrich = b.add(Consumer::exclusive("enrich", |e: &mut Ev, seq, _| {
+            check_event("enrich", e, seq);
+            e.enriched = 1;
+        }));
         b.add_after(&[enrich], recorder("after-exclusive", &tx))
             .unwrap();
         let pooled = Arc::new(Mutex::new(Vec::new()));
@@ -684,8 +681,8 @@ fn a_publish_closure_panic_skips_its_slot_for_every_stage_kind() {
         )
         .unwrap();
         let poller_id = b.add_poller(&[enrich]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let mut poller = q.take_poller(poller_id).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut poller = poller_id;
         let mut polled = Vec::new();
         let mut expected = Vec::new();
         let mut seq = 0i64;
@@ -830,8 +827,8 @@ fn a_panic_in_a_poll_closure_redelivers_that_event() {
     fn run<S: Sequencer, W: WaitStrategy>(b: Builder<Ev, S, W>) {
         let mut b = b;
         let id = b.add_poller(&[]).unwrap();
-        let (mut p, mut q): (_, Disruptor<Ev, S, W>) = b.build().unwrap();
-        let mut poller = q.take_poller(id).unwrap();
+        let (mut p, q): (_, Disruptor<Ev, S, W>) = b.build().unwrap();
+        let mut poller = id;
         for n in 0..6 {
             p.publish(|e| fill(e, 0, n)).unwrap();
         }

@@ -19,9 +19,8 @@ fn halts_on_panic<S: ringmq::Sequencer>(mut b: Builder<Ev, S, Blocking>) {
         if e.n == 5 {
             panic!("bad event 5");
         }
-    }))
-    .unwrap();
-    b.add(recorder("bystander", &tx)).unwrap();
+    }));
+    b.add(recorder("bystander", &tx));
     let (mut p, q) = b.build().unwrap();
     let mut err = None;
     for n in 0..1_000_000 {
@@ -81,17 +80,15 @@ fn skip_event_policy_skips_only_the_failed_events() {
         let count = scaled(1_000);
         let (tx, rx) = mpsc::channel();
         let mut b = Builder::multi_producer(16, Ev::default, Yielding).unwrap();
-        let flaky = b
-            .add(
-                Consumer::exclusive("flaky", |e: &mut Ev, _, _| {
-                    if e.n == 5 || e.n == 7 {
-                        panic!("transient");
-                    }
-                    e.enriched = 1;
-                })
-                .on_panic(PanicPolicy::SkipEvent),
-            )
-            .unwrap();
+        let flaky = b.add(
+            Consumer::exclusive("flaky", |e: &mut Ev, _, _| {
+                if e.n == 5 || e.n == 7 {
+                    panic!("transient");
+                }
+                e.enriched = 1;
+            })
+            .panic_policy(PanicPolicy::SkipEvent),
+        );
         b.add_after(&[flaky], recorder("after", &tx)).unwrap();
         let (mut p, q) = b.build().unwrap();
         for n in 0..count {
@@ -118,17 +115,15 @@ fn halt_consumer_policy_stops_one_handler_and_nobody_waits_for_it() {
         let (tx, rx) = mpsc::channel();
         // capacity 8 and 5000 events: if the halted consumer still gated, producers would hang.
         let mut b = Builder::single_producer(8, Ev::default, Yielding).unwrap();
-        let fragile = b
-            .add(
-                Consumer::new("fragile", |e: &Ev, _, _| {
-                    if e.n == 3 {
-                        panic!("gives up");
-                    }
-                })
-                .on_panic(PanicPolicy::HaltConsumer),
-            )
-            .unwrap();
-        b.add(recorder("sibling", &tx)).unwrap();
+        let fragile = b.add(
+            Consumer::new("fragile", |e: &Ev, _, _| {
+                if e.n == 3 {
+                    panic!("gives up");
+                }
+            })
+            .panic_policy(PanicPolicy::HaltConsumer),
+        );
+        b.add(recorder("sibling", &tx));
         b.add_after(&[fragile], recorder("downstream", &tx))
             .unwrap();
         let (mut p, q) = b.build().unwrap();
@@ -158,8 +153,7 @@ fn a_panicking_factory_fails_the_queue_instead_of_hanging() {
         }
         b.add(Consumer::with_handler("broken", || -> Journal {
             panic!("cannot open the journal")
-        }))
-        .unwrap();
+        }));
         let (mut p, q) = b.build().unwrap();
         let mut err = None;
         for n in 0..1_000_000 {
@@ -187,7 +181,7 @@ fn a_panic_in_a_publish_closure_skips_its_slot_and_propagates() {
             macro_rules! run {
                 ($b:expr) => {{
                     let mut b = $b;
-                    b.add(recorder("r", &tx)).unwrap();
+                    b.add(recorder("r", &tx));
                     let (mut p, q) = b.build().unwrap();
                     for n in 0..count {
                         if n % 10 == 3 {
@@ -247,13 +241,11 @@ fn end_of_batch_lands_on_the_last_delivered_event_when_the_batch_ends_skipped() 
         let (tx, rx) = mpsc::channel();
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let mut b = Builder::single_producer(16, Ev::default, Yielding).unwrap();
-        let gate = b
-            .add(Consumer::new("gate", move |_: &Ev, seq, _| {
-                if seq == 0 {
-                    gate_rx.recv().unwrap();
-                }
-            }))
-            .unwrap();
+        let gate = b.add(Consumer::new("gate", move |_: &Ev, seq, _| {
+            if seq == 0 {
+                gate_rx.recv().unwrap();
+            }
+        }));
         b.add_after(&[gate], recorder("r", &tx)).unwrap();
         let (mut p, q) = b.build().unwrap();
         p.publish(|e| fill(e, 0, 0)).unwrap();

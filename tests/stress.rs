@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use common::with_timeout;
 use ringmq::{
-    Blocking, Builder, BusySpin, Consumer, ConsumerId, EventHandler, Hook, PanicPolicy, PollState,
-    PollingWait, Sleeping, WaitStrategy, WorkPool, Yielding,
+    Blocking, Builder, BusySpin, Consumer, EventHandler, Hook, PanicPolicy, PollState, PollingWait,
+    Sleeping, StageId, WaitStrategy, WorkPool, Yielding,
 };
 
 /// splitmix64: a small, good-enough generator, so a seed replays a run exactly.
@@ -367,9 +367,9 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
 ) {
     let total = sc.per_producer * sc.producers as u64;
     let (tx, rx) = mpsc::channel();
-    let mut previous: Vec<ConsumerId> = Vec::new();
+    let mut previous: Vec<StageId> = Vec::new();
     // Every stage, by layer, and how many stages report (a pool reports once per worker).
-    let mut stages: Vec<Vec<ConsumerId>> = Vec::new();
+    let mut stages: Vec<Vec<StageId>> = Vec::new();
     let mut expected: HashMap<String, u64> = HashMap::new();
     for (layer, &width) in sc.layers.iter().enumerate() {
         let exclusive_before: Vec<usize> = (0..layer).filter(|&l| sc.exclusive[l]).collect();
@@ -436,7 +436,7 @@ fn run<S: ringmq::Sequencer, W: WaitStrategy>(
                         c = c.wait_strategy(PollingWait::Yielding);
                     }
                     if let Some(f) = fault {
-                        c = c.on_panic(f.policy).timeout(Duration::from_millis(1));
+                        c = c.panic_policy(f.policy).timeout(Duration::from_millis(1));
                     }
                     b.add_after(&previous, c).unwrap()
                 };
@@ -514,7 +514,7 @@ type Log = Arc<Mutex<Vec<(i64, Ev)>>>;
 fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
     sc: &Scenario,
     queue: &mut ringmq::Disruptor<Ev, S, W>,
-    stages: &[Vec<ConsumerId>],
+    stages: &[Vec<StageId>],
     producers: &[std::thread::JoinHandle<()>],
     rng: &mut Rng,
 ) {
@@ -529,7 +529,7 @@ fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
             Some(x) => Some(x + rng.below((stages.len() - x) as u64) as usize),
             None => (rng.chance(70)).then(|| rng.below(stages.len() as u64) as usize),
         };
-        let upstream: Vec<ConsumerId> = match layer {
+        let upstream: Vec<StageId> = match layer {
             Some(l) => {
                 let ids = &stages[l];
                 vec![ids[rng.below(ids.len() as u64) as usize]]
@@ -575,7 +575,7 @@ fn churn<S: ringmq::Sequencer, W: WaitStrategy>(
             let l = log.clone();
             let record = move |e: &Ev, seq: i64, _: bool| l.lock().unwrap().push((seq, *e));
             let added = if what == 0 {
-                queue.add_consumer(&upstream, Consumer::new("churn", record))
+                queue.add_after(&upstream, Consumer::new("churn", record))
             } else {
                 let workers = 1 + rng.below(3) as usize;
                 let pool = WorkPool::new("churn-pool", workers, |_| {

@@ -38,7 +38,7 @@ fn single_producer_wrap_never_overwrites() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let (a, ca) = recorder("a");
-        b.add(ca).unwrap();
+        b.add(ca);
         let (mut p, q) = b.build().unwrap();
         for n in 1..=2 {
             p.publish(|e| *e = n).unwrap();
@@ -57,8 +57,8 @@ fn multicast_wrap_waits_for_every_gating_consumer() {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let (a, ca) = recorder("a");
         let (c, cc) = recorder("c");
-        b.add(ca).unwrap();
-        b.add(cc).unwrap();
+        b.add(ca);
+        b.add(cc);
         let (mut p, q) = b.build().unwrap();
         for n in 1..=2 {
             p.publish(|e| *e = n).unwrap();
@@ -78,7 +78,7 @@ fn multi_producer_availability_and_per_producer_order() {
     loom::model(|| {
         let mut b = Builder::multi_producer(2, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         let mut other = p.clone();
         let t = thread::spawn(move || {
@@ -109,7 +109,7 @@ fn try_publish_is_full_or_delivered_never_overwrites() {
     loom::model(|| {
         let mut b = Builder::multi_producer(1, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         let mut ok = Vec::new();
         for n in 1..=2u64 {
@@ -133,7 +133,7 @@ fn batch_publish_wraps_and_publishes_whole_batches() {
     loom::model(|| {
         let mut b = Builder::single_producer(2, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         assert_eq!(p.publish_batch(2, |e, i| *e = 1 + i as u64).unwrap(), 0..2);
         assert_eq!(p.publish_batch(2, |e, i| *e = 3 + i as u64).unwrap(), 2..4);
@@ -149,7 +149,7 @@ fn multi_producer_batch_publish() {
     loom::model(|| {
         let mut b = Builder::multi_producer(2, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         p.publish_batch(2, |e, i| *e = 1 + i as u64).unwrap();
         p.publish(|e| *e = 3).unwrap(); // wraps onto the batch's first slot
@@ -165,9 +165,7 @@ fn multi_producer_batch_publish() {
 fn pipeline_stage_two_sees_stage_one_writes() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        let first = b
-            .add(Consumer::exclusive("double", |e: &mut u64, _, _| *e *= 2))
-            .unwrap();
+        let first = b.add(Consumer::exclusive("double", |e: &mut u64, _, _| *e *= 2));
         let (out, c) = recorder("after");
         b.add_after(&[first], c).unwrap();
         let (mut p, q) = b.build().unwrap();
@@ -190,12 +188,8 @@ fn diamond_join_waits_for_both_branches() {
     model.preemption_bound = Some(1);
     model.check(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        let left = b
-            .add(Consumer::new("left", |e: &u64, _, _| assert!(*e < 100)))
-            .unwrap();
-        let right = b
-            .add(Consumer::new("right", |e: &u64, _, _| assert!(*e < 100)))
-            .unwrap();
+        let left = b.add(Consumer::new("left", |e: &u64, _, _| assert!(*e < 100)));
+        let right = b.add(Consumer::new("right", |e: &u64, _, _| assert!(*e < 100)));
         let (out, _) = recorder("unused");
         let o = out.clone();
         b.add_after(
@@ -221,7 +215,7 @@ fn blocking_wait_loses_no_wake_up() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         // Capacity 1: the producer also parks waiting for room, woken by the consumer.
         for n in 1..=2 {
@@ -241,7 +235,7 @@ fn timed_publish_claims_with_cas_and_waits_for_room() {
     loom::model(|| {
         let mut b = Builder::multi_producer(1, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         let d = std::time::Duration::from_secs(1);
         p.publish_timeout(d, |e| *e = 1).unwrap();
@@ -259,7 +253,7 @@ fn shutdown_drains_every_publish_that_returned_ok() {
     loom::model(|| {
         let mut b = Builder::multi_producer(2, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         let mut other = p.clone();
         let t = thread::spawn(move || other.publish(|e| *e = 7).is_ok());
@@ -280,7 +274,7 @@ fn shutdown_releases_a_producer_blocked_on_a_full_ring() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         p.publish(|e| *e = 1).unwrap();
         let t = thread::spawn(move || {
@@ -306,8 +300,10 @@ fn shutdown_releases_a_producer_blocked_on_a_full_ring() {
 fn handler_panic_releases_producers_and_is_reported() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        b.add(Consumer::new("boom", |_: &u64, _, _| panic!("boom")).on_panic(PanicPolicy::HaltAll))
-            .unwrap();
+        b.add(
+            Consumer::new("boom", |_: &u64, _, _| panic!("boom"))
+                .panic_policy(PanicPolicy::HaltAll),
+        );
         let (mut p, q) = b.build().unwrap();
         p.publish(|e| *e = 1).unwrap();
         // The ring is full until the consumer handles event 0, which it never does.
@@ -336,10 +332,10 @@ fn shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller() {
     loom::model(|| {
         let mut b = Builder::multi_producer(1, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let pid = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let poller = q.take_poller(pid).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let poller = pid;
         p.publish(|e| *e = 1).unwrap();
         let t = thread::spawn(move || {
             let r = p.publish(|e| *e = 2);
@@ -363,7 +359,7 @@ fn single_producer_publish_racing_shutdown_is_drained_or_refused() {
     loom::model(|| {
         let mut b = Builder::single_producer(4, || 0u64, Blocking::new()).unwrap();
         let (out, c) = recorder("c");
-        b.add(c).unwrap();
+        b.add(c);
         let (mut p, q) = b.build().unwrap();
         let t = thread::spawn(move || {
             let results: Vec<bool> = (1..=2).map(|v| p.publish(|e| *e = v).is_ok()).collect();
@@ -398,7 +394,7 @@ fn a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses<S: ringmq::Sequ
         let mut b = build();
         let first = b.add_poller(&[]).unwrap();
         let (mut p, mut q) = b.build().unwrap();
-        drop(q.take_poller(first).unwrap());
+        drop(first);
         assert_eq!(p.try_publish(|e| *e = 1), Err(PublishError::NoConsumers));
         let second = q.add_poller(&[]).unwrap();
         let t = thread::spawn(move || {

@@ -81,14 +81,14 @@ fn joining_consumer_never_reads_an_overwritten_slot() {
         let base: Out = Default::default();
         let joined: Out = Default::default();
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        b.add(recorder("base", &base)).unwrap();
+        b.add(recorder("base", &base));
         let (mut p, mut q) = b.build().unwrap();
         let t = thread::spawn(move || {
             for n in 0..2 {
                 p.publish(|e| *e = 100 + n).unwrap();
             }
         });
-        let id = q.add_consumer(&[], recorder("joined", &joined)).unwrap();
+        let id = q.add(recorder("joined", &joined)).unwrap();
         let first = q.first_sequence(id).unwrap();
         t.join().unwrap();
         q.shutdown().unwrap();
@@ -111,8 +111,8 @@ fn removed_consumer_stops_gating() {
         let kept: Out = Default::default();
         let gone: Out = Default::default();
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        b.add(recorder("kept", &kept)).unwrap();
-        let leaving = b.add(recorder("leaving", &gone)).unwrap();
+        b.add(recorder("kept", &kept));
+        let leaving = b.add(recorder("leaving", &gone));
         let (mut p, mut q) = b.build().unwrap();
         let t = thread::spawn(move || {
             for n in 0..2 {
@@ -133,10 +133,10 @@ fn dropping_a_poller_releases_a_blocked_producer() {
     loom::model(|| {
         let out: Out = Default::default();
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
-        b.add(recorder("c", &out)).unwrap();
+        b.add(recorder("c", &out));
         let pid = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let mut poller = q.take_poller(pid).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let mut poller = pid;
         let t = thread::spawn(move || {
             for n in 0..2 {
                 p.publish(|e| *e = n).unwrap();
@@ -174,13 +174,11 @@ fn hook_panic_while_waiting(policy: PanicPolicy) {
     loom::model(move || {
         let out: Out = Default::default();
         let mut b = Builder::single_producer(2, || 0u64, Blocking::new()).unwrap();
-        let waiting = b
-            .add(
-                Consumer::with_handler("waiting", || Panicky(false))
-                    .timeout(std::time::Duration::from_secs(1))
-                    .on_panic(policy),
-            )
-            .unwrap();
+        let waiting = b.add(
+            Consumer::with_handler("waiting", || Panicky(false))
+                .timeout(std::time::Duration::from_secs(1))
+                .panic_policy(policy),
+        );
         b.add_after(&[waiting], recorder("after", &out)).unwrap();
         let (mut p, q) = b.build().unwrap();
         p.publish(|e| *e = 1).unwrap();
@@ -222,8 +220,8 @@ fn dropping_the_last_stage_refuses_producers_instead_of_stranding_them() {
     loom::model(|| {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         let pid = b.add_poller(&[]).unwrap();
-        let (mut p, mut q) = b.build().unwrap();
-        let poller = q.take_poller(pid).unwrap();
+        let (mut p, q) = b.build().unwrap();
+        let poller = pid;
         p.publish(|e| *e = 1).unwrap();
         let t = thread::spawn(move || {
             let r = p.publish(|e| *e = 2);

@@ -25,8 +25,7 @@ mod my_app {
         let mut b = Builder::single_producer(1, || 0u64, Blocking::new()).unwrap();
         b.add(Consumer::new("total", move |n: &u64, _, _| {
             t.fetch_add(*n, Ordering::Release);
-        }))
-        .unwrap();
+        }));
         let (p, q) = b.build().unwrap();
         (p, q, total)
     }

@@ -163,8 +163,7 @@ fn unicast<T: Copy + Default + Send + Sync + 'static>(
                     }
                 })
                 .pin_to_core(1),
-            )
-            .unwrap();
+            );
             let (mut p, q) = b.build().unwrap();
             pin(0);
             start = Instant::now();
@@ -304,13 +303,13 @@ fn rtt(imp: &str, n: u64) -> f64 {
             let mut back =
                 ringmq::Builder::single_producer(ring(), || 0u64, ringmq::BusySpin).unwrap();
             let id = back.add_poller(&[]).unwrap();
-            let (back_tx, mut back_q) = back.build().unwrap();
-            let mut back_rx = back_q.take_poller(id).unwrap();
+            let (back_tx, _back_q) = back.build().unwrap();
+            let mut back_rx = id;
             let mut fwd =
                 ringmq::Builder::single_producer(ring(), || 0u64, ringmq::BusySpin).unwrap();
             let fid = fwd.add_poller(&[]).unwrap();
-            let (mut tx, mut fwd_q) = fwd.build().unwrap();
-            let mut fwd_rx = fwd_q.take_poller(fid).unwrap();
+            let (mut tx, _fwd_q) = fwd.build().unwrap();
+            let mut fwd_rx = fid;
             let echo = std::thread::spawn(move || {
                 pin(1);
                 let mut back_tx = back_tx;
@@ -477,8 +476,7 @@ fn three_producers(imp: &str, per: u64) -> f64 {
                 if n == total {
                     d.store(n, Ordering::Release);
                 }
-            }))
-            .unwrap();
+            }));
             let (p, q) = b.build().unwrap();
             let threads = (0..P)
                 .map(|_| {
@@ -562,9 +560,7 @@ fn pipeline3(imp: &str, events: u64) -> f64 {
         "ringmq" => {
             let mut b =
                 ringmq::Builder::single_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
-            let a = b
-                .add(ringmq::Consumer::new("a", |_: &u64, _, _| {}))
-                .unwrap();
+            let a = b.add(ringmq::Consumer::new("a", |_: &u64, _, _| {}));
             let m = b
                 .add_after(&[a], ringmq::Consumer::new("b", |_: &u64, _, _| {}))
                 .unwrap();
@@ -650,15 +646,11 @@ fn graph3(imp: &str, shape: Shape, events: u64) -> f64 {
             let mut b =
                 ringmq::Builder::single_producer(ring(), || 0u64, ringmq::Yielding).unwrap();
             let (mut fa, mut fb, mut fc) = (counter(0), counter(1), counter(2));
-            let a = b
-                .add(ringmq::Consumer::new("a", move |e: &u64, s, _| fa(e, s)))
-                .unwrap();
-            let bb = b
-                .add(ringmq::Consumer::new("b", move |e: &u64, s, _| fb(e, s)))
-                .unwrap();
+            let a = b.add(ringmq::Consumer::new("a", move |e: &u64, s, _| fa(e, s)));
+            let bb = b.add(ringmq::Consumer::new("b", move |e: &u64, s, _| fb(e, s)));
             let c = ringmq::Consumer::new("c", move |e: &u64, s, _| fc(e, s));
             match shape {
-                Shape::Multicast => b.add(c).unwrap(),
+                Shape::Multicast => b.add(c),
                 Shape::Diamond => b.add_after(&[a, bb], c).unwrap(),
             };
             let (mut p, q) = b.build().unwrap();
@@ -821,8 +813,7 @@ fn oneway(imp: &str, events: u64) -> f64 {
                     record(*e, seq as u64 + 1 == events)
                 })
                 .pin_to_core(1),
-            )
-            .unwrap();
+            );
             let (mut p, q) = b.build().unwrap();
             pin(0);
             for i in 0..events {

@@ -15,11 +15,15 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::barrier::Barrier;
-use crate::sequence::Sequence;
-use crate::sequencer::Sequencer;
+use crate::protocol::barrier::Barrier;
+use crate::protocol::sequence::Sequence;
+use crate::protocol::sequencer::SequencerImpl;
+use crate::protocol::wait::{WaitStrategy, Waited};
 use crate::sync::Arc;
-use crate::wait::{WaitStrategy, Waited};
+use crate::tracker::Tracker;
+
+/// How a dropped poller leaves the graph (given by the graph, which this layer does not know).
+pub(crate) type Leave = Box<dyn FnOnce() + Send>;
 
 /// What a call to [`Poller::poll`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,18 +40,17 @@ pub enum PollState {
 
 /// A pull-based consumer: call [`poll`](Self::poll) from your own thread.
 ///
-/// Made by [`Disruptor::add_poller`](crate::Disruptor::add_poller) (joins a running queue) or
-/// [`Builder::add_poller`](crate::Builder::add_poller) then
-/// [`Disruptor::take_poller`](crate::Disruptor::take_poller) (sees every event). `Send`, not
-/// `Sync`: one thread polls at a time. Dropping it removes it from the gating set.
+/// Made by [`Builder::add_poller`](crate::Builder::add_poller) (sees every event) or
+/// [`Disruptor::add_poller`](crate::Disruptor::add_poller) (joins a running queue, from
+/// [`first_sequence`](Self::first_sequence) on). `Send`, not `Sync`: one thread polls at a time.
+/// Dropping it removes it from the gating set.
 ///
 /// ```
 /// use ringmq::{Builder, Consumer, PollState, Yielding};
 ///
 /// let mut b = Builder::single_producer(16, || 0u64, Yielding)?;
-/// let id = b.add_poller(&[])?;
-/// let (mut producer, mut queue) = b.build()?;
-/// let mut poller = queue.take_poller(id).expect("taken once");
+/// let mut poller = b.add_poller(&[])?;
+/// let (mut producer, queue) = b.build()?;
 ///
 /// for i in 0..3 {
 ///     producer.publish(|slot| *slot = i * 10)?;
@@ -62,21 +65,33 @@ pub enum PollState {
 /// assert_eq!(poller.poll(|_, _, _| true), PollState::Idle);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Poller<E, S: Sequencer, W: WaitStrategy> {
+pub struct Poller<E, S, W> {
     barrier: Barrier<E, S, W>,
     sequence: Arc<Sequence>,
-    /// This poller's stage in the graph.
-    stage: usize,
+    /// The first sequence this poller sees.
+    first: i64,
+    /// Takes the poller out of the graph; run once, on drop.
+    leave: Option<Leave>,
+    /// A receipt for this poller's progress.
+    tracker: Tracker,
     /// `Cell` is `Send` but not `Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
 
-impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
-    pub(crate) fn new(barrier: Barrier<E, S, W>, sequence: Arc<Sequence>, stage: usize) -> Self {
+impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
+    pub(crate) fn new(
+        barrier: Barrier<E, S, W>,
+        sequence: Arc<Sequence>,
+        first: i64,
+        tracker: Tracker,
+        leave: Leave,
+    ) -> Self {
         Self {
             barrier,
             sequence,
-            stage,
+            first,
+            leave: Some(leave),
+            tracker,
             _not_sync: PhantomData,
         }
     }
@@ -88,9 +103,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// # use ringmq::{Builder, PublishError, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
-    /// # let id = b.add_poller(&[])?;
+    /// # let mut poller = b.add_poller(&[])?;
     /// # let (mut producer, mut queue) = b.build()?;
-    /// # let mut poller = queue.take_poller(id)?;
     /// producer.publish(|e| *e = 5)?;
     /// let mut sum = 0;
     /// assert_eq!(poller.poll(|e, _seq, _end| { sum += *e; true }), ringmq::PollState::Processed(1));
@@ -108,9 +122,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// # use ringmq::{Builder, PublishError, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
-    /// # let id = b.add_poller(&[])?;
+    /// # let mut poller = b.add_poller(&[])?;
     /// # let (mut producer, mut queue) = b.build()?;
-    /// # let mut poller = queue.take_poller(id)?;
     /// producer.publish_batch(3, |e, i| *e = i as u64)?;
     /// assert_eq!(poller.poll_n(2, |_, _, _| true), ringmq::PollState::Processed(2));
     /// assert_eq!(poller.poll_n(2, |_, _, _| true), ringmq::PollState::Processed(1));
@@ -124,32 +137,33 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let last = available.min(next.saturating_add(limit - 1));
-        let ring = &self.barrier.shared.ring;
-        let slots = ring.slots();
-        let may_skip = ring.may_skip_from(next);
-        // Stores the last handled sequence on the way out, also if `f` unwinds.
+        // Stores the last sequence passed on the way out, also if `f` unwinds.
         let mut done = Done {
             sequence: &self.sequence,
             last: next - 1,
         };
         let mut handled = 0;
-        for seq in next..last + 1 {
-            if !(may_skip && ring.is_skipped(seq)) {
-                handled += 1;
-                // SAFETY: `next..=last` is published (the barrier's Acquire) and not released (our
-                // sequence is `next - 1` until `done` drops); a poller reads by `&E` and the
-                // builder checked no exclusive stage runs concurrently with it.
-                let more = unsafe { slots.read(seq, |e| f(e, seq, seq == last)) };
-                done.last = seq;
-                if !more {
-                    break;
-                }
+        let stopped = super::deliver(&self.barrier.core.ring, next, last, |slots, seq, end| {
+            handled += 1;
+            // SAFETY: `next..=last` is published (the barrier's Acquire) and not released (our
+            // sequence is `next - 1` until `done` drops); a poller reads by `&E` and the graph
+            // checked that no exclusive stage runs concurrently with it. Loom:
+            // `dropping_a_poller_releases_a_blocked_producer`; miri: tests/delivery.rs (pollers),
+            // tests/edges.rs.
+            let more = unsafe { slots.read(seq, |e| f(e, seq, end)) };
+            done.last = seq;
+            if more {
+                Ok(())
             } else {
-                done.last = seq;
+                Err(())
             }
+        });
+        if stopped.is_ok() {
+            // Everything up to `last` was handed over or abandoned by its producer.
+            done.last = last;
         }
         drop(done);
-        self.barrier.shared.wait.notify();
+        self.barrier.core.wait.notify();
         if handled == 0 {
             // Everything available was a skipped slot: report it as idle.
             return PollState::Idle;
@@ -165,9 +179,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// # use ringmq::{Builder, PublishError, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
-    /// # let id = b.add_poller(&[])?;
+    /// # let mut poller = b.add_poller(&[])?;
     /// # let (mut producer, mut queue) = b.build()?;
-    /// # let mut poller = queue.take_poller(id)?;
     /// // Nothing published: waits up to 1 ms, then says so.
     /// assert_eq!(poller.poll_timeout(Duration::from_millis(1), |_, _, _| true), ringmq::PollState::Idle);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -180,7 +193,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
         let next = self.sequence.get_relaxed() + 1;
         match self
             .barrier
-            .wait_for(next, &self.barrier.shared.wait, Some(timeout))
+            .wait_for(next, &self.barrier.core.wait, Some(timeout))
         {
             Waited::Ready(_) => self.poll(f),
             Waited::Stopped(_) => PollState::Closed,
@@ -194,9 +207,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// # use ringmq::{Builder, PublishError, Yielding};
     /// # use std::time::Duration;
     /// # let mut b = Builder::single_producer(4, || 0u64, Yielding)?;
-    /// # let id = b.add_poller(&[])?;
+    /// # let mut poller = b.add_poller(&[])?;
     /// # let (mut producer, mut queue) = b.build()?;
-    /// # let mut poller = queue.take_poller(id)?;
     /// producer.publish(|e| *e = 1)?;
     /// poller.poll(|_, _, _| true);
     /// assert_eq!(poller.sequence(), 0);
@@ -204,6 +216,38 @@ impl<E, S: Sequencer, W: WaitStrategy> Poller<E, S, W> {
     /// ```
     pub fn sequence(&self) -> i64 {
         self.sequence.get_relaxed()
+    }
+
+    /// The first sequence this poller sees: 0 for a poller added to the builder, the one after
+    /// the join point for one added to a running queue.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// let mut b = Builder::single_producer(8, || 0u64, Yielding)?;
+    /// let poller = b.add_poller(&[])?;
+    /// assert_eq!(poller.first_sequence(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn first_sequence(&self) -> i64 {
+        self.first
+    }
+
+    /// A [`Tracker`] of this poller's progress: the receipt for events it has to handle.
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Yielding};
+    /// let mut b = Builder::single_producer(8, || 0u64, Yielding)?;
+    /// let mut poller = b.add_poller(&[])?;
+    /// let (mut producer, _queue) = b.build()?;
+    /// let polled = poller.tracker();
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// assert!(!polled.is_processed(seq));
+    /// poller.poll(|_, _, _| true);
+    /// assert!(polled.is_processed(seq));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tracker(&self) -> Tracker {
+        self.tracker.clone()
     }
 
     fn why_nothing(&self, next: i64) -> PollState {
@@ -238,20 +282,21 @@ impl Drop for Done<'_> {
     }
 }
 
-impl<E, S: Sequencer, W: WaitStrategy> Drop for Poller<E, S, W> {
+impl<E, S, W> Drop for Poller<E, S, W> {
     fn drop(&mut self) {
-        let shared = &self.barrier.shared;
-        let stage = self.stage;
-        self.barrier.control.leave();
         // Not reading any more: leave the graph, so the gating set drops this sequence.
-        shared.change_graph(|graph| graph[stage].gone = true);
+        self.barrier.control.leave();
+        if let Some(leave) = self.leave.take() {
+            leave();
+        }
     }
 }
 
-impl<E, S: Sequencer, W: WaitStrategy> std::fmt::Debug for Poller<E, S, W> {
+impl<E, S, W> std::fmt::Debug for Poller<E, S, W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poller")
-            .field("sequence", &self.sequence())
+            .field("sequence", &self.sequence.get_relaxed())
+            .field("first", &self.first)
             .finish()
     }
 }

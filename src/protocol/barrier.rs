@@ -12,16 +12,35 @@
 
 use std::time::Duration;
 
-use crate::gating::Control;
-use crate::lifecycle::Stop;
-use crate::sequence::Sequence;
-use crate::sequencer::sealed::SequencerImpl;
-use crate::shared::Shared;
-use crate::sync::Arc;
-use crate::wait::{WaitStrategy, Waited};
+use crate::protocol::lifecycle::Stop;
+use crate::protocol::sequence::{minimum, Sequence};
+use crate::protocol::sequencer::SequencerImpl;
+use crate::protocol::wait::{WaitStrategy, Waited};
+use crate::protocol::Core;
+use crate::sync::{Arc, AtomicBool, Ordering};
 
+/// Asks a stage's threads to leave (it is being removed), or records that a poller was dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    leave: AtomicBool,
+}
+
+impl Control {
+    /// Marks the stage as leaving. Release: pairs with [`left`](Self::left).
+    pub(crate) fn leave(&self) {
+        self.leave.store(true, Ordering::Release);
+    }
+
+    /// Whether the stage was asked to leave (checked once per batch and on each wait step).
+    #[inline]
+    pub(crate) fn left(&self) -> bool {
+        self.leave.load(Ordering::Acquire)
+    }
+}
+
+/// What one consumer (or pool worker, or poller) waits on: the producers, or its upstream stages.
 pub(crate) struct Barrier<E, S, W> {
-    pub(crate) shared: Arc<Shared<E, S, W>>,
+    pub(crate) core: Arc<Core<E, S, W>>,
     /// Upstream consumers' sequences; empty for a first-stage consumer.
     upstream: Box<[Arc<Sequence>]>,
     /// Set when the stage is removed from a running queue.
@@ -30,12 +49,12 @@ pub(crate) struct Barrier<E, S, W> {
 
 impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
     pub(crate) fn new(
-        shared: Arc<Shared<E, S, W>>,
+        core: Arc<Core<E, S, W>>,
         upstream: Vec<Arc<Sequence>>,
         control: Arc<Control>,
     ) -> Self {
         Self {
-            shared,
+            core,
             upstream: upstream.into_boxed_slice(),
             control,
         }
@@ -44,13 +63,13 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
     /// Whether the producers have published `next`, whatever the upstream stages did: tells a
     /// poller "gated by upstream" from "idle".
     pub(crate) fn published(&self, next: i64) -> bool {
-        self.shared.sequencer.highest_published(next) >= next
+        self.core.sequencer.highest_published(next) >= next
     }
 
     /// Whether a consumer that wants `next` must stop waiting, and why.
     #[inline]
     pub(crate) fn stop(&self, next: i64) -> Option<Stop> {
-        match self.shared.lifecycle.consumer_stop(next) {
+        match self.core.lifecycle.consumer_stop(next) {
             None if self.control.left() => Some(Stop::Halted),
             other => other,
         }
@@ -65,16 +84,16 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
     /// Whether the consumer must stop at this batch boundary (halted, failed or removed).
     #[inline]
     pub(crate) fn must_stop(&self) -> bool {
-        self.shared.lifecycle.is_halted() || self.control.left()
+        self.core.lifecycle.is_halted() || self.control.left()
     }
 
     /// The highest sequence this consumer may read now (`next - 1` if none).
     #[inline]
     pub(crate) fn available(&self, next: i64) -> i64 {
         if self.upstream.is_empty() {
-            self.shared.sequencer.highest_published(next)
+            self.core.sequencer.highest_published(next)
         } else {
-            crate::sequence::minimum(&self.upstream, i64::MAX)
+            minimum(&self.upstream, i64::MAX)
         }
     }
 
@@ -111,5 +130,15 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Barrier<E, S, W> {
             || self.stop(next),
             deadline,
         )
+    }
+}
+
+impl<E, S, W> Clone for Barrier<E, S, W> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            upstream: self.upstream.clone(),
+            control: self.control.clone(),
+        }
     }
 }

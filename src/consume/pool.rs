@@ -18,6 +18,8 @@
 //! so it handled `s` (which was therefore published). A worker waiting for an unpublished claim
 //! has a sequence below it, so it never lets anyone past.
 //!
+//! The worker loop itself is the batch loop's pool variant (`batch.rs`, `Processor::work`).
+//!
 //! # Panics
 //! The engine's policies apply per worker: `HaltAll` stops the queue, `SkipEvent` skips the event
 //! and the worker goes on with its claim. `HaltConsumer` retires the worker: it passes the rest of
@@ -28,11 +30,9 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::consumer::{ConsumerExit, Ended, Position, Process, Processor};
-use crate::sequencer::sealed::SequencerImpl;
+use crate::consume::consumer::{clamp_count, Consumer};
+use crate::consume::handler::IntoProcess;
 use crate::sync::{AtomicI64, AtomicUsize, Ordering};
-use crate::wait::{WaitStrategy, Waited};
-use crate::{Consumer, IntoProcess};
 
 /// The state a pool's workers share.
 pub(crate) struct PoolClaim {
@@ -49,14 +49,14 @@ impl PoolClaim {
         Self {
             next: CachePadded::new(AtomicI64::new(next)),
             live: AtomicUsize::new(workers),
-            batch: crate::consumer::clamp_count(batch),
+            batch: clamp_count(batch),
         }
     }
 
     /// Claims the next range: as much as `available` says is published from the counter on, up to
     /// the batch size, and at least one sequence.
     #[inline]
-    fn claim(&self, available: impl Fn(i64) -> i64) -> (i64, i64) {
+    pub(crate) fn claim(&self, available: impl Fn(i64) -> i64) -> (i64, i64) {
         // Relaxed: the claim orders nothing. The worker reads slots only after its barrier's
         // Acquire shows them published; exactly-once comes from the CAS alone.
         let mut first = self.next.load(Ordering::Relaxed);
@@ -80,7 +80,7 @@ impl PoolClaim {
     }
 
     /// Leaves the pool unless this is its last live worker; `true` if it left.
-    fn leave(&self) -> bool {
+    pub(crate) fn leave(&self) -> bool {
         let mut live = self.live.load(Ordering::Relaxed);
         loop {
             if live <= 1 {
@@ -104,7 +104,7 @@ impl PoolClaim {
 /// Each worker is a [`Consumer`] of its own (its own thread, name, handler state, pinning, panic
 /// policy, wait strategy). Add the pool with [`Builder::add_pool`](crate::Builder::add_pool) (or to
 /// a running queue with [`Disruptor::add_pool`](crate::Disruptor::add_pool)); the returned
-/// [`ConsumerId`](crate::ConsumerId) stands for the whole pool, so a stage added after it sees an
+/// [`StageId`](crate::StageId) stands for the whole pool, so a stage added after it sees an
 /// event once whichever worker took it is done. There is no order across workers: two events may
 /// be handled at the same time, or the later one first.
 ///
@@ -135,6 +135,16 @@ pub struct WorkPool<E, H> {
     pub(crate) name: String,
     pub(crate) workers: Vec<Consumer<E, H>>,
     pub(crate) batch: usize,
+}
+
+impl<E, H: std::fmt::Debug> std::fmt::Debug for WorkPool<E, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkPool")
+            .field("name", &self.name)
+            .field("workers", &self.workers)
+            .field("batch", &self.batch)
+            .finish()
+    }
 }
 
 impl<E, H: IntoProcess<E>> WorkPool<E, H> {
@@ -168,84 +178,5 @@ impl<E, H: IntoProcess<E>> WorkPool<E, H> {
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self
-    }
-}
-
-impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
-    /// The worker loop: claim, wait for the claim to be published, hand it over in batches.
-    pub(crate) fn work<P: Process<E>>(
-        &self,
-        pool: &PoolClaim,
-        process: &mut P,
-        at: &mut Position,
-    ) -> Ended {
-        let shared = &self.barrier.shared;
-        loop {
-            if at.next > at.claim_end {
-                let (first, last) = pool.claim(|s| self.barrier.available(s));
-                // Everything this worker handled is below `first`; it holds `first..=last` now.
-                self.sequence.set(first - 1);
-                shared.wait.notify();
-                (at.next, at.claim_end) = (first, last);
-            }
-            let first = at.next;
-            match self.wait_for(first) {
-                Waited::Ready(available) => {
-                    let last = available.min(at.claim_end);
-                    if !self.deliver_batch(process, first, last, available, at) {
-                        // A replay was interrupted: the batch is not done.
-                        return Ended::Halted;
-                    }
-                    at.next = last + 1;
-                    at.finished = last;
-                    if self.barrier.must_stop() {
-                        return Ended::Halted;
-                    }
-                }
-                Waited::TimedOut => self.timed_out(process, at),
-                // Only a claim past the drain target waits here: everything below it is handled.
-                Waited::Stopped(crate::lifecycle::Stop::Drained) => return Ended::Drained,
-                Waited::Stopped(crate::lifecycle::Stop::Halted) => return Ended::Halted,
-            }
-        }
-    }
-
-    /// `HaltConsumer` for a pool worker (see the module docs): pass the rest of the claim from
-    /// `at.next` (the first sequence not handled; after `on_event`, the one that panicked), each
-    /// once it is published, then leave; the last live worker keeps passing events instead.
-    /// Every sequence passed counts as skipped.
-    pub(crate) fn retire(&self, pool: &PoolClaim, at: &mut Position, exit: &mut ConsumerExit) {
-        let left = pool.leave();
-        let (mut next, mut end) = (at.next, at.claim_end);
-        loop {
-            while next <= end {
-                match self.barrier.wait_for(next, &self.barrier.shared.wait, None) {
-                    Waited::Ready(available) => {
-                        let upto = available.min(end);
-                        exit.skipped += (upto - next + 1) as u64;
-                        next = upto + 1;
-                        at.finished = upto;
-                        self.sequence.set(upto);
-                        self.barrier.shared.wait.notify();
-                    }
-                    Waited::TimedOut => {}
-                    Waited::Stopped(_) => return,
-                }
-            }
-            if left {
-                // Published and passed up to the end of the claim: out of the minimum for good
-                // (the report gives `at.finished`, not this).
-                self.sequence.set(i64::MAX);
-                self.barrier.shared.wait.notify();
-                return;
-            }
-            if self.barrier.must_stop() {
-                return;
-            }
-            let (first, last) = pool.claim(|s| self.barrier.available(s));
-            self.sequence.set(first - 1);
-            self.barrier.shared.wait.notify();
-            (next, end) = (first, last);
-        }
     }
 }

@@ -1,11 +1,9 @@
-//! The gating set: the consumer sequences that producers must not lap, and the consumer graph it
-//! is computed from.
+//! The gating set: the consumer sequences that producers must not lap.
 //!
 //! A producer may claim sequence `s` only when every gating sequence is at least `s - capacity`:
-//! then every consumer has finished with the slot's previous event. The last consumers of the
-//! graph gate (those nothing depends on); so do stages that a consumer added at runtime depends
-//! on (that consumer may start ahead of them, see below). Every other consumer is, by
-//! construction, ahead of something that gates.
+//! then every consumer has finished with the slot's previous event. Which sequences gate is the
+//! graph's business (`graph::graph` computes the set: the last stages, and the stages a stage
+//! added at runtime depends on); this module only holds the set and swaps it safely.
 //!
 //! Producers read the set only on their slow path: each keeps (or shares, for multi producer) a
 //! cached minimum and rereads the set only when a claim could wrap past it. That is what makes the
@@ -38,105 +36,31 @@
 //! ([`PublishError::NoConsumers`](crate::PublishError::NoConsumers)), so none waits for room that
 //! nobody will make.
 
-use crate::sequence::{minimum, Sequence};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::protocol::sequence::{minimum, Sequence};
+use crate::sync::Arc;
+#[cfg(loom)]
+use crate::sync::Mutex;
 
 type Set = Box<[Arc<Sequence>]>;
 
-/// Asks a stage's threads to leave (it is being removed), or records that a poller was dropped.
-#[derive(Debug, Default)]
-pub(crate) struct Control {
-    leave: AtomicBool,
-}
-
-impl Control {
-    /// Marks the stage as leaving. Release: pairs with [`left`](Self::left).
-    pub(crate) fn leave(&self) {
-        self.leave.store(true, Ordering::Release);
-    }
-
-    /// Whether the stage was asked to leave (checked once per batch and on each wait step).
-    #[inline]
-    pub(crate) fn left(&self) -> bool {
-        self.leave.load(Ordering::Acquire)
-    }
-}
-
-/// One stage of the graph, as the gating set needs to know it.
-pub(crate) struct StageInfo {
-    pub(crate) name: String,
-    pub(crate) upstream: Vec<usize>,
-    pub(crate) exclusive: bool,
-    /// One per thread of the stage: a consumer has one, a work pool one per worker.
-    pub(crate) sequences: Vec<Arc<Sequence>>,
-    /// Added while running: it may start ahead of its upstream, which must then keep gating.
-    pub(crate) dynamic: bool,
-    /// A pull-based poller: it has no thread and cannot be upstream of anything.
-    pub(crate) poller: bool,
-    /// Removed (its threads joined) or, for a poller, dropped: no longer part of the graph.
-    pub(crate) gone: bool,
-    pub(crate) control: Arc<Control>,
-    /// The first sequence the stage sees.
-    pub(crate) first: i64,
-}
-
-impl StageInfo {
-    pub(crate) fn live(&self) -> bool {
-        !self.gone
-    }
-}
-
-/// The sequences that gate producers, computed from the graph: every live stage that no live
-/// stage depends on, and every live stage that a stage added at runtime depends on.
-fn gating_sequences(graph: &[StageInfo]) -> Vec<Arc<Sequence>> {
-    let mut set = Vec::new();
-    for (i, stage) in graph.iter().enumerate() {
-        if !stage.live() {
-            continue;
-        }
-        let mut dependents = graph
-            .iter()
-            .filter(|d| d.live() && d.upstream.contains(&i))
-            .peekable();
-        let leaf = dependents.peek().is_none();
-        if leaf || dependents.any(|d| d.dynamic) {
-            set.extend(stage.sequences.iter().cloned());
-        }
-    }
-    set
-}
-
-/// The sequences producers wait for before reusing a slot, and the graph they come from.
+/// The sequences producers wait for before reusing a slot. Writers (who replace the set) are
+/// serialized by their caller: the graph's lock.
 pub(crate) struct Gating {
     #[cfg(not(loom))]
     current: crossbeam_epoch::Atomic<Set>,
     #[cfg(loom)]
     current: Mutex<Arc<Set>>,
-    /// The graph; its lock serializes writers, so each change starts from the set the previous
-    /// one installed.
-    graph: Mutex<Vec<StageInfo>>,
 }
 
 impl Gating {
-    pub(crate) fn new(graph: Vec<StageInfo>) -> Self {
-        let set: Set = gating_sequences(&graph).into_boxed_slice();
+    pub(crate) fn new(set: Vec<Arc<Sequence>>) -> Self {
+        let set: Set = set.into_boxed_slice();
         Self {
             #[cfg(not(loom))]
             current: crossbeam_epoch::Atomic::new(set),
             #[cfg(loom)]
             current: Mutex::new(Arc::new(set)),
-            graph: Mutex::new(graph),
         }
-    }
-
-    /// Reads the graph (under the writers' lock).
-    pub(crate) fn graph<R>(&self, f: impl FnOnce(&[StageInfo]) -> R) -> R {
-        f(&self.graph.lock().unwrap())
-    }
-
-    /// Changes what the graph records without changing the gating set.
-    pub(crate) fn graph_mut<R>(&self, f: impl FnOnce(&mut [StageInfo]) -> R) -> R {
-        f(&mut self.graph.lock().unwrap())
     }
 
     /// The slowest gating consumer's sequence, or `default` if nothing gates. `Acquire` per
@@ -166,27 +90,11 @@ impl Gating {
         f(&set)
     }
 
-    /// Changes the graph with `change`, installs the gating set of the changed graph, and returns
-    /// once no minimum can still be computed from the old set (the grace period of the module
-    /// docs). `emptied` runs, under the writers' lock, if the changed graph has no live stage left
-    /// (the set installed is then the frozen copy), so that whoever records that fact is
-    /// serialized with every other change.
-    pub(crate) fn change<R>(
-        &self,
-        change: impl FnOnce(&mut Vec<StageInfo>) -> R,
-        emptied: impl FnOnce(),
-    ) -> R {
-        let mut graph = self.graph.lock().unwrap();
-        let old_min = self.minimum(i64::MAX);
-        let result = change(&mut graph);
-        let mut next = gating_sequences(&graph);
-        if next.is_empty() {
-            // Never leave producers unguarded: freeze the last position instead.
-            next.push(Arc::new(Sequence::new(old_min)));
-            emptied();
-        }
-        self.install(next.into_boxed_slice());
-        result
+    /// Installs `set` and returns once no minimum can still be computed from the old one (the
+    /// grace period of the module docs). Callers are serialized (the graph's lock), so each
+    /// replacement starts from the set the previous one installed.
+    pub(crate) fn replace(&self, set: Vec<Arc<Sequence>>) {
+        self.install(set.into_boxed_slice());
     }
 
     #[cfg(not(loom))]

@@ -38,7 +38,8 @@ pub(crate) struct Ring<E> {
 }
 
 impl<E> Ring<E> {
-    /// Builds `capacity` slots with `factory`. `capacity` was validated by [`check_capacity`].
+    /// Builds `capacity` slots with `factory`. `capacity` is a power of two up to [`MAX_CAPACITY`]
+    /// (checked by the builder).
     pub(crate) fn new(capacity: usize, mut factory: impl FnMut() -> E) -> Self {
         debug_assert!(capacity.is_power_of_two());
         Self {
@@ -161,21 +162,6 @@ unsafe impl<E: Send + Sync> Sync for Ring<E> {}
 // SAFETY: owning the ring owns the events; moving it moves them (`E: Send`).
 unsafe impl<E: Send> Send for Ring<E> {}
 
-/// Checks that `capacity` is a usable ring size: a power of two, at least 1, at most 2^30.
-pub(crate) fn check_capacity(capacity: usize) -> Result<(), crate::BuildError> {
-    const MAX: usize = 1 << 30;
-    if capacity.is_power_of_two() && capacity <= MAX {
-        return Ok(());
-    }
-    let below = if capacity == 0 {
-        None
-    } else {
-        Some(1usize << (usize::BITS - 1 - capacity.min(MAX).leading_zeros()))
-    };
-    let above = capacity.checked_next_power_of_two().filter(|&c| c <= MAX);
-    Err(crate::BuildError::Capacity {
-        requested: capacity,
-        below,
-        above,
-    })
-}
+/// The largest ring: availability stamps are a sequence's low 32 bits, which tell two laps apart
+/// only while the capacity is below 2^31 (see `sequencer::multi`).
+pub(crate) const MAX_CAPACITY: usize = 1 << 30;

@@ -177,7 +177,7 @@ impl Sleeping {
     /// // Four threads on a small machine: nobody spins.
     /// let mut b = Builder::single_producer(1024, || 0u64, Sleeping::immediate(Duration::from_micros(50)))?;
     /// for name in ["a", "b", "c"] {
-    ///     b.add(Consumer::new(name, |_: &u64, _, _| {}))?;
+    ///     b.add(Consumer::new(name, |_: &u64, _, _| {}));
     /// }
     /// let (mut producer, queue) = b.build()?;
     /// producer.publish(|e| *e = 1)?;
@@ -329,14 +329,24 @@ fn wait_timeout(_cv: &Condvar, guard: loom::sync::MutexGuard<'_, ()>, _d: Durati
 /// A consumer may wait differently from the rest of the queue (a latency-critical stage spinning
 /// on its own core while the others block), but only with a strategy that needs no wake-up: a
 /// [`Blocking`] waiter of its own would never be notified by producers, who notify the queue's.
+///
+/// ```
+/// use ringmq::{Consumer, PollingWait, Sleeping};
+/// use std::time::Duration;
+/// // A background stage that sleeps as soon as it finds nothing, whatever the queue does.
+/// let c = Consumer::new("archive", |_: &u64, _, _| {})
+///     .wait_strategy(PollingWait::Sleeping(Sleeping::immediate(Duration::from_micros(200))));
+/// # let _ = c;
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum PollingWait {
     /// [`BusySpin`].
     BusySpin,
     /// [`Yielding`].
     Yielding,
-    /// [`Sleeping`] with this period (cut to [`Sleeping::MAX_PERIOD`]).
-    Sleeping(Duration),
+    /// This [`Sleeping`] strategy: [`Sleeping::new`] (spin and yield, then sleep) or
+    /// [`Sleeping::immediate`] (sleep at once).
+    Sleeping(Sleeping),
 }
 
 impl WaitStrategy for PollingWait {
@@ -350,7 +360,7 @@ impl WaitStrategy for PollingWait {
         match *self {
             PollingWait::BusySpin => BusySpin.wait_until(ready, stop, deadline),
             PollingWait::Yielding => Yielding.wait_until(ready, stop, deadline),
-            PollingWait::Sleeping(p) => Sleeping::new(p).wait_until(ready, stop, deadline),
+            PollingWait::Sleeping(s) => s.wait_until(ready, stop, deadline),
         }
     }
 }
