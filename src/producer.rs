@@ -97,7 +97,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         // The core's address as a value: the claim's compiler fence would otherwise make the
         // compiler load it from the handle again for the write.
         let core: &Core<E, S, W> = &self.core;
-        publish::one(core, &mut self.local, Mode::Block, write)
+        let claim = publish::claim(core, &mut self.local, 1, Mode::Block)?;
+        Ok(publish::write_one(core, claim, write))
     }
 
     /// Publishes one event if there is room now; `Err(Full)` at once otherwise.
@@ -121,7 +122,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     #[inline]
     pub fn try_publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
         let core: &Core<E, S, W> = &self.core;
-        publish::one(core, &mut self.local, Mode::Try, write)
+        let claim = publish::claim(core, &mut self.local, 1, Mode::Try)?;
+        Ok(publish::write_one(core, claim, write))
     }
 
     /// Publishes one event, waiting at most `timeout` for room.
@@ -149,7 +151,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     ) -> Result<i64, PublishError> {
         let mode = Mode::Until(crate::sync::deadline_in(timeout));
         let core: &Core<E, S, W> = &self.core;
-        publish::one(core, &mut self.local, mode, write)
+        let claim = publish::claim(core, &mut self.local, 1, mode)?;
+        Ok(publish::write_one(core, claim, write))
     }
 
     /// Claims `n` contiguous slots, calls `write(slot, i)` for `i` in `0..n`, and publishes all of
@@ -351,7 +354,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
             let at = self.cursor() + 1;
             return Ok(at..at);
         }
-        let first = publish::batch(&self.core, &mut self.local, n as i64, mode, write)?;
+        let claim = publish::claim(&self.core, &mut self.local, n as i64, mode)?;
+        let first = publish::write_batch(&self.core, claim, write);
         Ok(first..first + n as i64)
     }
 }

@@ -25,7 +25,9 @@ use crate::protocol::ring::{Ring, Slots};
 /// event actually handed over. Stops at the first `Err` and returns it.
 ///
 /// The caller holds `first..=last`: published (its barrier's `Acquire` said so) and not yet
-/// released; `each` reads the slots under that precondition.
+/// released; `each` reads the slots under that precondition. `each` never leaves this function
+/// (the rare path with abandoned slots is a loop of its own here, not a call that would take
+/// it): what it captures stays in registers.
 #[inline]
 pub(crate) fn deliver<E, R>(
     ring: &Ring<E>,
@@ -33,35 +35,30 @@ pub(crate) fn deliver<E, R>(
     last: i64,
     mut each: impl FnMut(Slots<'_, E>, i64, bool) -> Result<(), R>,
 ) -> Result<(), R> {
-    if ring.may_skip_from(first) {
-        // Rare: a producer abandoned a slot at or after `first`.
-        return deliver_with_skips(ring, first, last, each);
-    }
     let slots = ring.slots();
-    // An exclusive range: `..=` iterates with an extra flag per step.
-    for seq in first..last + 1 {
-        each(slots, seq, seq == last)?;
+    if !ring.may_skip_from(first) {
+        // An exclusive range: `..=` iterates with an extra flag per step.
+        for seq in first..last + 1 {
+            each(slots, seq, seq == last)?;
+        }
+        return Ok(());
     }
-    Ok(())
-}
-
-/// [`deliver`] when some slot of the range may have been abandoned: looks each one up.
-#[cold]
-fn deliver_with_skips<E, R>(
-    ring: &Ring<E>,
-    first: i64,
-    last: i64,
-    mut each: impl FnMut(Slots<'_, E>, i64, bool) -> Result<(), R>,
-) -> Result<(), R> {
-    let slots = ring.slots();
-    let mut end = last;
-    while end >= first && ring.is_skipped(end) {
-        end -= 1;
-    }
+    // Rare: a producer abandoned a slot at or after `first`.
+    let end = last_delivered(ring, first, last);
     for seq in first..end + 1 {
         if !ring.is_skipped(seq) {
             each(slots, seq, seq == end)?;
         }
     }
     Ok(())
+}
+
+/// The last sequence of `first..=last` that its producer did not abandon (`first - 1`: none).
+#[cold]
+fn last_delivered<E>(ring: &Ring<E>, first: i64, last: i64) -> i64 {
+    let mut end = last;
+    while end >= first && ring.is_skipped(end) {
+        end -= 1;
+    }
+    end
 }

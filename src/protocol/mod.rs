@@ -113,7 +113,12 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Core<E, S, W> {
 }
 
 impl<E, S, W: WaitStrategy> ClaimContext for Core<E, S, W> {
+    type Sequencer = S;
     type Wait = W;
+    #[inline]
+    fn sequencer(&self) -> &S {
+        &self.sequencer
+    }
     #[inline]
     fn capacity(&self) -> i64 {
         self.ring.capacity()

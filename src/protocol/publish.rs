@@ -1,5 +1,7 @@
-//! Claim, write, publish: the producer's half of the protocol, as two functions that the producer
-//! handles (`crate::producer`) call with a claim state of their own.
+//! Claim, write, publish: the producer's half of the protocol. [`claim`] takes sequences from
+//! the sequencer and returns a [`Claim`] token; [`write_one`] and [`write_batch`] consume it,
+//! write the slots in place and publish them. The producer handles (`crate::producer`) call
+//! these with a claim state of their own.
 //!
 //! The write step runs user code while the producer holds a claim that consumers will wait for. A
 //! drop guard ([`Publication`]) publishes the range in every case: normally after the last write,
@@ -11,43 +13,65 @@ use crate::protocol::sequencer::{LocalClaim, Mode, SequencerImpl};
 use crate::protocol::wait::WaitStrategy;
 use crate::protocol::Core;
 
-/// Claims one sequence (waiting for room as `mode` says), lets `write` fill its slot in place,
-/// publishes it and returns it.
+/// A claimed, unpublished range: the token that [`claim`] produces and [`write_one`] or
+/// [`write_batch`] consume, so the writing functions need no `unsafe` contract of their own (as
+/// crossbeam-channel's array flavor splits `start_send` from `write`). Only this module can make
+/// one, and only from a successful claim; it is not `Clone`.
+#[derive(Debug)]
+#[must_use = "a claim must be written and published, or consumers wait on it forever"]
+pub(crate) struct Claim {
+    first: i64,
+    n: i64,
+}
+
+/// Claims `n` contiguous sequences (`1 <= n <= capacity`, checked by the caller), waiting for
+/// room as `mode` says.
 #[inline]
-pub(crate) fn one<E, S: SequencerImpl, W: WaitStrategy>(
+pub(crate) fn claim<E, S: SequencerImpl, W: WaitStrategy>(
     core: &Core<E, S, W>,
     local: &mut LocalClaim,
+    n: i64,
     mode: Mode,
+) -> Result<Claim, PublishError> {
+    debug_assert!(n >= 1 && n <= core.ring.capacity());
+    let first = S::claim(core, local, n, mode)?;
+    Ok(Claim { first, n })
+}
+
+/// Lets `write` fill the slot of a one-sequence `claim` in place, publishes it and returns it.
+#[inline]
+pub(crate) fn write_one<E, S: SequencerImpl, W: WaitStrategy>(
+    core: &Core<E, S, W>,
+    claim: Claim,
     write: impl FnOnce(&mut E),
-) -> Result<i64, PublishError> {
-    let seq = core.sequencer.claim(core, local, 1, mode)?;
+) -> i64 {
+    debug_assert_eq!(claim.n, 1);
+    let seq = claim.first;
     let mut publication = Publication {
         core,
         first: seq,
         last: seq,
         unwritten: seq,
     };
-    // SAFETY: `seq` was just claimed by this handle and is not published yet: the sequencer saw
-    // every gating consumer past `seq - capacity` (the wrap check), and consumers wait for the
-    // publication below, so this is the slot's only user. Loom: `single_producer_wrap_never_overwrites`,
-    // `multi_producer_availability_and_per_producer_order`; miri: tests/delivery.rs.
+    // SAFETY: `claim` is this handle's claim of `seq`, not yet published: the sequencer saw every
+    // gating consumer past `seq - capacity` (the wrap check), and consumers wait for the
+    // publication below, so this is the slot's only user. Loom:
+    // `single_producer_wrap_never_overwrites`, `multi_producer_availability_and_per_producer_order`;
+    // miri: tests/delivery.rs.
     unsafe { core.ring.slots().write(seq, write) };
     publication.unwritten = seq + 1;
-    Ok(seq)
+    seq
 }
 
-/// Claims `n` contiguous sequences (`1 <= n <= capacity`, checked by the caller), calls
-/// `write(slot, i)` for each, publishes them all with one cursor update, and returns the first.
+/// Calls `write(slot, i)` for each slot of `claim`, publishes them all with one cursor update,
+/// and returns the first sequence.
 #[inline]
-pub(crate) fn batch<E, S: SequencerImpl, W: WaitStrategy>(
+pub(crate) fn write_batch<E, S: SequencerImpl, W: WaitStrategy>(
     core: &Core<E, S, W>,
-    local: &mut LocalClaim,
-    n: i64,
-    mode: Mode,
+    claim: Claim,
     mut write: impl FnMut(&mut E, usize),
-) -> Result<i64, PublishError> {
-    debug_assert!(n >= 1 && n <= core.ring.capacity());
-    let first = core.sequencer.claim(core, local, n, mode)?;
+) -> i64 {
+    let Claim { first, n } = claim;
     let last = first + n - 1;
     let mut publication = Publication {
         core,
@@ -56,15 +80,15 @@ pub(crate) fn batch<E, S: SequencerImpl, W: WaitStrategy>(
         unwritten: first,
     };
     let slots = core.ring.slots();
-    for i in 0..n {
-        let seq = first + i;
-        // SAFETY: `seq` is in the range this handle just claimed and has not published (as in
-        // `one`). Loom: `batch_publish_wraps_and_publishes_whole_batches`,
-        // `multi_producer_batch_publish`; miri: tests/delivery.rs, tests/edges.rs.
-        unsafe { slots.write(seq, |slot| write(slot, i as usize)) };
+    for i in 0..n as usize {
+        let seq = first + i as i64;
+        // SAFETY: `seq` is in this handle's claim, not yet published (as in `write_one`). Loom:
+        // `batch_publish_wraps_and_publishes_whole_batches`, `multi_producer_batch_publish`;
+        // miri: tests/delivery.rs, tests/edges.rs.
+        unsafe { slots.write(seq, |slot| write(slot, i)) };
         publication.unwritten = seq + 1;
     }
-    Ok(first)
+    first
 }
 
 /// Publishes a claimed range when dropped, marking the slots not yet written as skipped.

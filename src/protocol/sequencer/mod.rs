@@ -5,8 +5,8 @@
 //! a file of its own ([`single`], [`multi`]); this one holds what they share: the trait, the
 //! claim's context and the wait for room.
 //!
-//! A claim sees nothing of the queue but a [`ClaimContext`]: the capacity, the lifecycle, the
-//! gating set and the wait strategy. The sequencer keeps no pointer of its own either; its state
+//! A claim sees nothing of the queue but a [`ClaimContext`]: its sequencer, the capacity, the
+//! lifecycle, the gating set and the wait strategy. The sequencer keeps no pointer of its own either; its state
 //! is counters and per-slot stamps, so the same code can run over memory that is not one
 //! process's heap.
 //!
@@ -60,8 +60,13 @@ pub(crate) enum Mode {
 /// the sequencers stand apart from the queue that holds them (and from its `Arc`, its threads
 /// and its graph). Implemented by the queue's core; a claim reads it only off its fast path.
 pub(crate) trait ClaimContext {
+    /// The sequencer claims are made from.
+    type Sequencer;
     /// The strategy producers wait for room with.
     type Wait: WaitStrategy;
+    /// The sequencer itself. (A claim takes it from here rather than as a second argument: its
+    /// fields are then addressed from the one pointer the claim gets, as the hot path wants.)
+    fn sequencer(&self) -> &Self::Sequencer;
     /// The ring's capacity.
     fn capacity(&self) -> i64;
     /// The queue's lifecycle: read by a claim only when flagged (see the module docs).
@@ -105,8 +110,7 @@ pub(crate) mod sealed {
         fn new(capacity: usize) -> Self;
 
         /// Claims `n` contiguous sequences and returns the first.
-        fn claim<C: ClaimContext>(
-            &self,
+        fn claim<C: ClaimContext<Sequencer = Self>>(
             cx: &C,
             local: &mut LocalClaim,
             n: i64,

@@ -104,8 +104,7 @@ impl Multi {
     /// see the module docs); the caller then checks the counter again.
     #[cold]
     #[inline(never)]
-    fn make_room<C: ClaimContext>(
-        &self,
+    fn make_room<C: ClaimContext<Sequencer = Self>>(
         cx: &C,
         last: i64,
         mode: Mode,
@@ -116,7 +115,7 @@ impl Multi {
             min = wait_for_room(cx, wrap, mode)?;
         }
         let limit = min + cx.capacity();
-        self.limit.store(limit, Ordering::Release);
+        cx.sequencer().limit.store(limit, Ordering::Release);
         Ok(())
     }
 
@@ -124,8 +123,11 @@ impl Multi {
     /// counter with [`REFUSED`] cleared (the refusal that set it was undone: a stage joined).
     #[cold]
     #[inline(never)]
-    fn flagged<C: ClaimContext>(&self, cx: &C, current: i64) -> Result<i64, PublishError> {
-        let this = self;
+    fn flagged<C: ClaimContext<Sequencer = Self>>(
+        cx: &C,
+        current: i64,
+    ) -> Result<i64, PublishError> {
+        let this = cx.sequencer();
         let lifecycle = cx.lifecycle();
         let refused = || Err(lifecycle.publish_error());
         if current & CLOSED != 0 {
@@ -187,28 +189,27 @@ impl SequencerImpl for Multi {
     /// 3P-1C benchmark (3 producers on 2 cores, one event per publish): 12.6 M events/s with
     /// `fetch_add`, 36.0 with a backing-off CAS.
     #[inline]
-    fn claim<C: ClaimContext>(
-        &self,
+    fn claim<C: ClaimContext<Sequencer = Self>>(
         cx: &C,
         _local: &mut LocalClaim,
         n: i64,
         mode: Mode,
     ) -> Result<i64, PublishError> {
-        let this = self;
+        let this = cx.sequencer();
         let backoff = Backoff::new();
         // Relaxed: the claim orders nothing by itself; the room check below does (Acquire).
         let mut current = this.next.load(Ordering::Relaxed);
         loop {
             // The lifecycle is read only when a flag says it may refuse (see `refuse`).
             if current & FLAGS != 0 {
-                current = self.flagged(cx, current)?;
+                current = Self::flagged(cx, current)?;
                 continue;
             }
             let last = current + n - 1;
             // Acquire: inherit the happens-before of whoever cached this limit (module docs).
             if last > this.limit.load(Ordering::Acquire) {
                 // Out of line: the hot loop keeps only the cached check.
-                self.make_room(cx, last, mode)?;
+                Self::make_room(cx, last, mode)?;
                 current = this.next.load(Ordering::Relaxed);
                 continue;
             }

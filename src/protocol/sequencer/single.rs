@@ -57,14 +57,13 @@ impl Single {
     /// refusal poisoned it meanwhile. Takes the announcement back if the claim ends here.
     #[cold]
     #[inline(never)]
-    fn slow_claim<C: ClaimContext>(
-        &self,
+    fn slow_claim<C: ClaimContext<Sequencer = Self>>(
         cx: &C,
         local: &mut LocalClaim,
         last: i64,
         mode: Mode,
     ) -> Result<(), PublishError> {
-        let this = self;
+        let this = cx.sequencer();
         if this.fenced {
             // The light side's real fence, where the heavy side cannot be `membarrier`.
             crate::sync::fence(Ordering::SeqCst);
@@ -144,14 +143,13 @@ impl SequencerImpl for Single {
     /// line and a compare. The lifecycle is not read: every change that refuses claims poisons
     /// the limit (see [`SequencerImpl::refuse`] and the module docs).
     #[inline]
-    fn claim<C: ClaimContext>(
-        &self,
+    fn claim<C: ClaimContext<Sequencer = Self>>(
         cx: &C,
         local: &mut LocalClaim,
         n: i64,
         mode: Mode,
     ) -> Result<i64, PublishError> {
-        let this = self;
+        let this = cx.sequencer();
         // Read into a value before the light fence, which (a compiler fence) would otherwise
         // make the compiler load it again after.
         let claimed = local.claimed;
@@ -163,7 +161,7 @@ impl SequencerImpl for Single {
         // Relaxed: the producer's own value, or a poison that only sends it to the slow path
         // (which reads it again with Acquire).
         if last > this.line.limit.load(Ordering::Relaxed) {
-            self.slow_claim(cx, local, last, mode)?;
+            Self::slow_claim(cx, local, last, mode)?;
         }
         local.claimed = last;
         Ok(claimed + 1)
