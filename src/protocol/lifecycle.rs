@@ -182,6 +182,12 @@ impl Lifecycle {
         self.advance(|p| p == CLOSING, DRAINING, Ordering::Release);
     }
 
+    /// The drain target set by a close (`i64::MAX` until then).
+    #[cfg(all(test, loom))]
+    pub(crate) fn drain_target(&self) -> i64 {
+        self.drain_to.load(Ordering::Relaxed)
+    }
+
     /// Halts: consumers stop at their next batch boundary, producers get `Err(Shutdown)`.
     pub(crate) fn halt(&self) {
         self.advance(|p| p < HALTED, HALTED, Ordering::AcqRel);

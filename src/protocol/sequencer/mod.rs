@@ -39,6 +39,8 @@ use crate::protocol::gating::Gating;
 use crate::protocol::lifecycle::Lifecycle;
 use crate::protocol::wait::{WaitStrategy, Waited};
 
+#[cfg(all(test, loom))]
+mod models;
 pub(crate) mod multi;
 pub(crate) mod single;
 
