@@ -22,8 +22,8 @@ use crate::consume::pool::WorkPool;
 use crate::graph::error::BuildError;
 use crate::graph::graph::Wired;
 use crate::graph::queue::Disruptor;
-use crate::graph::spawn::{check_cores, Pending, Worker};
-use crate::graph::stage::{StageId, StageKind};
+use crate::graph::spawn::{check_cores, NewStage, Pending};
+use crate::graph::stage::StageId;
 use crate::producer::Producer;
 use crate::protocol::ring::{Ring, MAX_CAPACITY};
 use crate::protocol::sequence::INITIAL;
@@ -122,16 +122,10 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     fn push(
         &mut self,
         upstream: &[StageId],
-        name: String,
-        kind: StageKind,
-        exclusive: bool,
-        workers: Vec<Worker<E, S, W>>,
+        stage: NewStage<E, S, W>,
     ) -> Result<usize, BuildError> {
-        let width = workers.len();
-        let index = self
-            .wired()
-            .add_stage(upstream, name, kind, exclusive, width, INITIAL, false)?;
-        self.pending.push((kind, workers));
+        let index = self.wired().add_stage(upstream, &stage, INITIAL, false)?;
+        self.pending.push((stage.kind, stage.workers));
         Ok(index)
     }
 
@@ -151,10 +145,8 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add<H: IntoProcess<E>>(&mut self, consumer: Consumer<E, H>) -> StageId {
-        let name = consumer.name.clone();
-        let workers = vec![Worker::new(consumer)];
         let index = self
-            .push(&[], name, StageKind::Consumer, H::EXCLUSIVE, workers)
+            .push(&[], NewStage::consumer(consumer))
             .expect("no upstream to check");
         self.id(index)
     }
@@ -179,9 +171,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         upstream: &[StageId],
         consumer: Consumer<E, H>,
     ) -> Result<StageId, BuildError> {
-        let name = consumer.name.clone();
-        let workers = vec![Worker::new(consumer)];
-        let index = self.push(upstream, name, StageKind::Consumer, H::EXCLUSIVE, workers)?;
+        let index = self.push(upstream, NewStage::consumer(consumer))?;
         Ok(self.id(index))
     }
 
@@ -205,9 +195,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         upstream: &[StageId],
         pool: WorkPool<E, H>,
     ) -> Result<StageId, BuildError> {
-        let kind = StageKind::Pool { batch: pool.batch };
-        let workers = pool.workers.into_iter().map(Worker::new).collect();
-        let index = self.push(upstream, pool.name, kind, H::EXCLUSIVE, workers)?;
+        let index = self.push(upstream, NewStage::pool(pool))?;
         Ok(self.id(index))
     }
 
@@ -229,7 +217,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
     /// ```
     pub fn add_poller(&mut self, upstream: &[StageId]) -> Result<Poller<E, S, W>, BuildError> {
         let name = format!("poller-{}", self.pending.len());
-        let index = self.push(upstream, name, StageKind::Poller, false, Vec::new())?;
+        let index = self.push(upstream, NewStage::poller(name))?;
         Ok(self.wired().poller(index))
     }
 

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
 
 use crate::consume::poller::Poller;
 use crate::graph::error::{BuildError, StageError};
-use crate::graph::stage::{Stage, StageId, StageKind};
+use crate::graph::spawn::NewStage;
+use crate::graph::stage::{Stage, StageId};
 use crate::protocol::barrier::{Barrier, Control};
 use crate::protocol::sequence::{Sequence, INITIAL};
 use crate::protocol::sequencer::SequencerImpl;
@@ -203,21 +204,18 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
         change(&self.core, &self.graph, f)
     }
 
-    /// Records a new stage after `upstream`, its sequences at `start`; checks the upstream handles
-    /// and, with `candidate_check`, exclusivity against the live graph (the running queue checks
+    /// Records `new` after `upstream`, its sequences at `start`; checks the upstream handles and,
+    /// for a `dynamic` stage, exclusivity against the live graph (the running queue checks
     /// at once; the builder checks the whole graph at `build`). `dynamic` stages join a running
     /// queue: the gating set is replaced (with its grace period) as they are added.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_stage(
         &self,
         upstream: &[StageId],
-        name: String,
-        kind: StageKind,
-        exclusive: bool,
-        width: usize,
+        new: &NewStage<E, S, W>,
         start: i64,
         dynamic: bool,
     ) -> Result<usize, BuildError> {
+        let (name, exclusive) = (new.name.clone(), new.exclusive);
         let upstream = self.read(|g| {
             let upstream = g.upstream_of(upstream)?;
             if dynamic {
@@ -227,10 +225,10 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
         })?;
         let stage = Stage {
             name,
-            kind,
+            kind: new.kind,
             upstream,
             exclusive,
-            sequences: (0..width.max(1))
+            sequences: (0..new.workers.len().max(1))
                 .map(|_| Arc::new(Sequence::new(start)))
                 .collect(),
             dynamic,

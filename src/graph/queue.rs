@@ -14,7 +14,7 @@ use crate::consume::pool::WorkPool;
 use crate::graph::error::{BuildError, ShutdownError, StageError};
 use crate::graph::graph::Wired;
 use crate::graph::report::{collect, ShutdownReport};
-use crate::graph::spawn::{check_cores, launch, Finished, Pending, Running, Worker};
+use crate::graph::spawn::{check_cores, launch, Finished, NewStage, Pending, Running, Worker};
 use crate::graph::stage::{StageId, StageKind};
 use crate::protocol::sequencer::Sequencer;
 use crate::protocol::wait::WaitStrategy;
@@ -461,9 +461,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         upstream: &[StageId],
         consumer: Consumer<E, H>,
     ) -> Result<StageId, BuildError> {
-        let name = consumer.name.clone();
-        let workers = vec![Worker::new(consumer)];
-        self.join_stage(upstream, name, StageKind::Consumer, H::EXCLUSIVE, workers)
+        self.join_stage(upstream, NewStage::consumer(consumer))
     }
 
     /// Adds a [`WorkPool`] to the running queue after `upstream` (`&[]`: right after the
@@ -491,9 +489,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         upstream: &[StageId],
         pool: WorkPool<E, H>,
     ) -> Result<StageId, BuildError> {
-        let kind = StageKind::Pool { batch: pool.batch };
-        let workers = pool.workers.into_iter().map(Worker::new).collect();
-        self.join_stage(upstream, pool.name, kind, H::EXCLUSIVE, workers)
+        self.join_stage(upstream, NewStage::pool(pool))
     }
 
     /// Adds a [`Poller`] to the running queue after `upstream`; as [`add_after`](Self::add_after)
@@ -519,7 +515,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     /// ```
     pub fn add_poller(&mut self, upstream: &[StageId]) -> Result<Poller<E, S, W>, BuildError> {
         let name = format!("poller-{}", self.threads.len());
-        let id = self.join_stage(upstream, name, StageKind::Poller, false, Vec::new())?;
+        let id = self.join_stage(upstream, NewStage::poller(name))?;
         Ok(self.wired.poller(id.index))
     }
 
@@ -529,21 +525,15 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     fn join_stage(
         &mut self,
         upstream: &[StageId],
-        name: String,
-        kind: StageKind,
-        exclusive: bool,
-        workers: Vec<Worker<E, S, W>>,
+        stage: NewStage<E, S, W>,
     ) -> Result<StageId, BuildError> {
         if !self.wired.core.lifecycle.is_running() {
             return Err(BuildError::NotRunning);
         }
-        check_cores(workers.iter())?;
+        check_cores(stage.workers.iter())?;
         let core = self.wired.core.clone();
         let below = core.gating.minimum(i64::MAX);
-        let width = workers.len().max(1);
-        let index = self
-            .wired
-            .add_stage(upstream, name, kind, exclusive, width, below, true)?;
+        let index = self.wired.add_stage(upstream, &stage, below, true)?;
         // After the grace period: no cached minimum is above the join point.
         let join = core.sequencer.join_point().max(below);
         self.wired.read(|g| {
@@ -556,7 +546,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         // on them must look again (found by the loom model of a join: without this, a producer
         // that saw the old value slept forever).
         core.wait.notify();
-        self.launch(index, kind, workers)?;
+        self.launch(index, stage.kind, stage.workers)?;
         // In place, reading from the join point on: publishes may go through again if the queue
         // had no live stage. Under the graph's lock, as the flag is set (`graph::change`), so a
         // stage leaving at the same time cannot set it after this clears it.

@@ -6,8 +6,9 @@ use std::time::Instant;
 use crate::consume::batch::{ConsumerExit, Processor};
 use crate::consume::consumer::{Consumer, Options};
 use crate::consume::handler::IntoProcess;
-use crate::consume::pool::PoolClaim;
+use crate::consume::pool::{PoolClaim, WorkPool};
 use crate::graph::error::BuildError;
+use crate::graph::stage::StageKind;
 use crate::protocol::barrier::Barrier;
 use crate::protocol::sequence::Sequence;
 use crate::protocol::sequencer::SequencerImpl;
@@ -16,7 +17,46 @@ use crate::sync::{thread::JoinHandle, Arc, Condvar, Mutex};
 
 /// A stage's kind and the threads to start for it (none for a poller), between `add` and
 /// `build`.
-pub(crate) type Pending<E, S, W> = (crate::graph::stage::StageKind, Vec<Worker<E, S, W>>);
+pub(crate) type Pending<E, S, W> = (StageKind, Vec<Worker<E, S, W>>);
+
+/// A stage to add, as the user described it: what `add`, `add_after`, `add_pool` and
+/// `add_poller` hand to the graph, on the builder and on the running queue alike.
+pub(crate) struct NewStage<E, S, W> {
+    pub(crate) name: String,
+    pub(crate) kind: StageKind,
+    pub(crate) exclusive: bool,
+    /// One per thread; none for a poller.
+    pub(crate) workers: Vec<Worker<E, S, W>>,
+}
+
+impl<E: 'static, S: SequencerImpl, W: WaitStrategy> NewStage<E, S, W> {
+    pub(crate) fn consumer<H: IntoProcess<E>>(consumer: Consumer<E, H>) -> Self {
+        Self {
+            name: consumer.name.clone(),
+            kind: StageKind::Consumer,
+            exclusive: H::EXCLUSIVE,
+            workers: vec![Worker::new(consumer)],
+        }
+    }
+
+    pub(crate) fn pool<H: IntoProcess<E>>(pool: WorkPool<E, H>) -> Self {
+        Self {
+            name: pool.name,
+            kind: StageKind::Pool { batch: pool.batch },
+            exclusive: H::EXCLUSIVE,
+            workers: pool.workers.into_iter().map(Worker::new).collect(),
+        }
+    }
+
+    pub(crate) fn poller(name: String) -> Self {
+        Self {
+            name,
+            kind: StageKind::Poller,
+            exclusive: false,
+            workers: Vec::new(),
+        }
+    }
+}
 
 type Start<E, S, W> = Box<dyn FnOnce(Processor<E, S, W>) -> ConsumerExit + Send>;
 
