@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_utils::{Backoff, CachePadded};
 use disruptor::ProcessorSettings;
+use ringmq_tools::{pin, DisruptorYield};
 
 const RING: usize = 1 << 16;
 /// `ringmq_coalesce`: batches under 256 events that were already waiting pause for 1 µs.
@@ -67,12 +68,6 @@ impl Event for Line {
     #[inline]
     fn touch(&self) -> u64 {
         self.0[0] ^ self.0[7]
-    }
-}
-
-fn pin(core: usize) {
-    if let Some(id) = core_affinity::get_core_ids().and_then(|c| c.get(core).copied()) {
-        core_affinity::set_for_current(id);
     }
 }
 
@@ -440,17 +435,6 @@ fn unicast_for<T: Event>(c: &mut Criterion, name: &str) {
 fn unicast(c: &mut Criterion) {
     unicast_for::<u64>(c, "unicast_1p1c");
     unicast_for::<Line>(c, "unicast_1p1c_64b");
-}
-
-/// A yielding wait for the disruptor crate, which ships only busy-spin and sleep: so the
-/// oversubscribed groups compare yielding with yielding.
-#[derive(Clone, Copy)]
-struct DisruptorYield;
-
-impl disruptor::wait_strategies::WaitStrategy for DisruptorYield {
-    fn wait_for(&self, _: disruptor::Sequence) {
-        std::thread::yield_now();
-    }
 }
 
 /// `n` producer threads that each run a job per measurement, and report when done.

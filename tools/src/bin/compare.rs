@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use disruptor::ProcessorSettings;
+use ringmq_tools::{pin, DisruptorYield};
 
 /// The ring size of every queue in a trial: `--ring` (default 65,536, the criterion suite's;
 /// with 1,024 the `disruptor` crate's producer, which busy-spins on a full ring whatever the
@@ -65,10 +66,6 @@ fn supported(imp: &str, scenario: &str) -> bool {
         "disruptor" => scenario != "pool2-1",
         _ => true,
     }
-}
-
-fn pin(core: usize) {
-    let _ = core_affinity::set_for_current(core_affinity::CoreId { id: core });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,29 +110,6 @@ fn floor() -> f64 {
 /// A 64-byte event.
 #[derive(Clone, Copy, Default)]
 struct Big([u64; 8]);
-
-/// The disruptor crate's side of ringmq's `Yielding`: the same crossbeam `Backoff::snooze` (spin
-/// with exponential backoff, then yield), restarted whenever the thread waits for a new sequence.
-/// The crate calls `wait_for` once per look and keeps no state, so the backoff lives in a thread
-/// local. (A plain `yield_now` per look, as this driver first had, put the crate into a mode of
-/// 0.25 M events/s in most 1P-3C trials: every look a context switch.)
-#[derive(Clone, Copy)]
-struct DisruptorYield;
-impl disruptor::wait_strategies::WaitStrategy for DisruptorYield {
-    fn wait_for(&self, sequence: disruptor::Sequence) {
-        thread_local! {
-            static WAIT: std::cell::RefCell<(i64, crossbeam_utils::Backoff)> =
-                std::cell::RefCell::new((-2, crossbeam_utils::Backoff::new()));
-        }
-        WAIT.with(|w| {
-            let mut w = w.borrow_mut();
-            if w.0 != sequence {
-                *w = (sequence, crossbeam_utils::Backoff::new());
-            }
-            w.1.snooze();
-        });
-    }
-}
 
 /// 1P-1C: the producer (core 0) publishes `events` in bursts of `burst`; the consumer (core 1)
 /// sums them and checks the count. Returns M events/s.

@@ -3,8 +3,8 @@
 //! rate, recorded in HDR histograms.
 //!
 //! ```sh
-//! cargo run --release --example latency                 # 200 000 events at 100 000/s each
-//! cargo run --release --example latency -- 20000 50000  # events, rate per second
+//! cargo run --release -p ringmq-tools --bin latency                 # 200 000 events at 100 000/s
+//! cargo run --release -p ringmq-tools --bin latency -- 20000 50000  # events, rate per second
 //! ```
 //!
 //! Method: two threads, pinned to cores 0 and 1, busy-waiting on every side (channels spin, then
@@ -22,17 +22,7 @@ use std::time::Instant;
 
 use disruptor::ProcessorSettings as _;
 use hdrhistogram::Histogram;
-
-fn pin(core: usize) {
-    if let Some(id) = core_affinity::get_core_ids().and_then(|c| c.get(core).copied()) {
-        core_affinity::set_for_current(id);
-    }
-}
-
-fn histogram() -> Histogram<u64> {
-    // 1 ns to 10 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
-}
+use ringmq_tools::{histogram, percentiles, pin, spin_then};
 
 /// The clock both threads read: nanoseconds since the run began.
 #[derive(Clone, Copy)]
@@ -277,31 +267,6 @@ fn disruptor_round_trip(run: &Run) -> Histogram<u64> {
             std::hint::spin_loop();
         },
     )
-}
-
-/// Spins on `try_recv` for a while, then blocks: how a busy consumer of a channel waits.
-fn spin_then<T>(
-    mut attempt: impl FnMut() -> Option<T>,
-    block: impl FnOnce() -> Option<T>,
-) -> Option<T> {
-    for _ in 0..10_000 {
-        if let Some(v) = attempt() {
-            return Some(v);
-        }
-        std::hint::spin_loop();
-    }
-    block()
-}
-
-fn percentiles(h: &Histogram<u64>) -> [u64; 6] {
-    [
-        h.value_at_quantile(0.5),
-        h.value_at_quantile(0.9),
-        h.value_at_quantile(0.99),
-        h.value_at_quantile(0.999),
-        h.value_at_quantile(0.9999),
-        h.max(),
-    ]
 }
 
 fn main() {

@@ -2,8 +2,8 @@
 //!
 //! ```sh
 //! cargo bench --bench scenarios
-//! cargo run --release --example bench_report            # prints the table, writes the files
-//! cargo run --release --example bench_report -- DIR     # reads another criterion directory
+//! cargo run --release -p ringmq-tools --bin bench_report         # prints the table, writes the files
+//! cargo run --release -p ringmq-tools --bin bench_report -- DIR  # reads another criterion directory
 //! ```
 //!
 //! For each throughput scenario: events per second of each implementation (criterion's median
@@ -34,33 +34,20 @@ impl Result {
     }
 }
 
-/// The value after `"key":` in a JSON text: a string (unquoted) or a number or `null`.
-fn json_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = text[at..].trim_start();
-    if let Some(s) = rest.strip_prefix('"') {
-        return s.find('"').map(|end| &s[..end]);
-    }
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim())
-}
-
+/// One benchmark's latest result, from criterion's `benchmark.json` (its id and declared
+/// throughput) and `estimates.json` (the median's point estimate).
 fn read(dir: &Path) -> Option<Result> {
-    let bench = std::fs::read_to_string(dir.join("benchmark.json")).ok()?;
-    let estimates = std::fs::read_to_string(dir.join("estimates.json")).ok()?;
-    let median = &estimates[estimates.find("\"median\"")?..];
-    let median_ns: f64 = json_field(median, "point_estimate")?.parse().ok()?;
-    let elements = bench
-        .find("\"Elements\"")
-        .and_then(|i| json_field(&bench[i..], "Elements"))
-        .and_then(|v| v.parse().ok());
-    let parameter = match json_field(&bench, "value_str") {
-        Some("null") | None => String::new(),
-        Some(v) => v.to_string(),
+    let json = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
     };
+    let bench = json("benchmark.json")?;
+    let estimates = json("estimates.json")?;
+    let median_ns = estimates["median"]["point_estimate"].as_f64()?;
+    let elements = bench["throughput"]["Elements"].as_f64();
+    let parameter = bench["value_str"].as_str().unwrap_or_default().to_string();
     Some(Result {
-        group: json_field(&bench, "group_id")?.to_string(),
-        implementation: json_field(&bench, "function_id")?.to_string(),
+        group: bench["group_id"].as_str()?.to_string(),
+        implementation: bench["function_id"].as_str()?.to_string(),
         parameter,
         median_ns,
         elements,
