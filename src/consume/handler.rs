@@ -425,7 +425,9 @@ impl<E, H: FallibleHandler<E>> Process<E> for FallibleProcess<H> {
         sequence: i64,
         end_of_batch: bool,
     ) -> Result<(), Retry> {
-        // SAFETY: forwarded precondition (published, not released, no exclusive writer).
+        // SAFETY: forwarded precondition (published, not released, no exclusive writer). Loom:
+        // `pipeline_stage_two_sees_stage_one_writes`; miri: the fallible cells of
+        // tests/failure_matrix.rs, tests/delivery.rs (retries).
         unsafe { slots.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) }
     }
 }
@@ -452,7 +454,8 @@ impl<E, H: EventHandler<E>> Process<E> for SharedProcess<H> {
         sequence: i64,
         end_of_batch: bool,
     ) -> Result<(), Retry> {
-        // SAFETY: forwarded precondition (published, not released, no exclusive writer).
+        // SAFETY: forwarded precondition (published, not released, no exclusive writer). Loom:
+        // `multicast_wrap_waits_for_every_gating_consumer`; miri: tests/delivery.rs.
         unsafe { slots.read(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
         Ok(())
     }
@@ -480,7 +483,10 @@ impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
         sequence: i64,
         end_of_batch: bool,
     ) -> Result<(), Retry> {
-        // SAFETY: forwarded precondition; the builder checked this stage is exclusive.
+        // SAFETY: forwarded precondition; the graph checked this stage is exclusive (ordered with
+        // every other stage). Loom: `pipeline_stage_two_sees_stage_one_writes`,
+        // `stage_after_a_pool_waits_for_the_worker_that_took_the_event`; miri: tests/delivery.rs
+        // (exclusive stages), the exclusive cells of tests/failure_matrix.rs.
         unsafe { slots.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
         Ok(())
     }

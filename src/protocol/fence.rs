@@ -86,6 +86,8 @@ mod sys {
     fn membarrier(cmd: libc::c_int) -> libc::c_long {
         // SAFETY: membarrier(2) takes a command and two integer arguments, reads and writes no
         // memory of ours, and reports an unknown or unsupported command as an error return.
+        // (Not under loom or miri, which use real fences; `heavy_side_works_on_this_machine` and
+        // every single-producer shutdown test call it.)
         unsafe {
             libc::syscall(
                 libc::SYS_membarrier,

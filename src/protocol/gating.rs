@@ -78,7 +78,9 @@ impl Gating {
         let set = self
             .current
             .load(std::sync::atomic::Ordering::Acquire, &guard);
-        // SAFETY: the pointer is never null (every install is a valid `Box`), and the set it
+        // SAFETY (loom runs the `Arc` twin below; miri: tests/models.rs and tests/stress.rs
+        // change the set while producers read it): the pointer is never null (every install is
+        // a valid `Box`), and the set it
         // points to is destroyed only through `defer_destroy`, after every thread pinned now (this
         // one, until `guard` drops) has unpinned.
         f(unsafe { set.deref() })
@@ -106,7 +108,8 @@ impl Gating {
             let guard = crossbeam_epoch::pin();
             // AcqRel: Release publishes the new set's contents to readers.
             let old = self.current.swap(Owned::new(set), Ordering::AcqRel, &guard);
-            // SAFETY: `old` was installed by `new` or a previous `install` and is unreachable now
+            // SAFETY (miri: tests/models.rs, tests/stress.rs add and remove stages while producers
+            // run): `old` was installed by `new` or a previous `install` and is unreachable now
             // that it is swapped out; crossbeam-epoch frees it after every reader pinned now
             // has unpinned.
             unsafe { guard.defer_destroy(old) };
@@ -135,7 +138,8 @@ impl Gating {
 #[cfg(not(loom))]
 impl Drop for Gating {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader can hold the set any more.
+        // SAFETY: `&mut self`: no reader can hold the set any more (miri: every test drops its
+        // queue).
         unsafe {
             let guard = crossbeam_epoch::unprotected();
             let set = self

@@ -115,7 +115,8 @@ impl<'a, E> Slots<'a, E> {
     fn slot(self, sequence: i64) -> &'a UnsafeCell<E> {
         // SAFETY: `base` points at the ring's `capacity` slots, alive for `'a`; `mask` is
         // `capacity - 1` with `capacity` a power of two (set in `Ring::new`, never changed), so
-        // `sequence & mask` is always in bounds. Exercised by every test; miri checks the bound.
+        // `sequence & mask` is always in bounds. Exercised by every test; miri checks the bound
+        // (tests/edges.rs wraps rings of every size from 1 slot).
         unsafe { &*self.base.add((sequence & self.mask) as usize) }
     }
 
@@ -127,7 +128,9 @@ impl<'a, E> Slots<'a, E> {
     /// consumer reads `sequence` before it is published.
     #[inline]
     pub(crate) unsafe fn write<R>(self, sequence: i64, f: impl FnOnce(&mut E) -> R) -> R {
-        // SAFETY: the caller's claim makes this the only access to the slot (see above).
+        // SAFETY: the caller's claim makes this the only access to the slot (see above). Loom
+        // tracks the access: `single_claims_wait_for_the_gating_sequence`,
+        // `single_producer_wrap_never_overwrites`.
         self.slot(sequence).with_mut(|p| f(unsafe { &mut *p }))
     }
 
@@ -140,6 +143,7 @@ impl<'a, E> Slots<'a, E> {
     #[inline]
     pub(crate) unsafe fn read<R>(self, sequence: i64, f: impl FnOnce(&E) -> R) -> R {
         // SAFETY: published and not released: producers wait for us, writers are ordered with us.
+        // Loom tracks the access: `multi_scan_never_passes_an_unpublished_claim`.
         self.slot(sequence).with(|p| f(unsafe { &*p }))
     }
 
@@ -150,14 +154,16 @@ impl<'a, E> Slots<'a, E> {
     /// strictly before or after it, so no reference to this slot exists while `f` runs.
     #[inline]
     pub(crate) unsafe fn read_mut<R>(self, sequence: i64, f: impl FnOnce(&mut E) -> R) -> R {
-        // SAFETY: see the precondition: this is the only access for the duration of `f`.
+        // SAFETY: see the precondition: this is the only access for the duration of `f`. Loom
+        // tracks it: `pipeline_stage_two_sees_stage_one_writes`.
         self.slot(sequence).with_mut(|p| f(unsafe { &mut *p }))
     }
 }
 
 // SAFETY: the ring hands out `&E` to several consumer threads at once (needs `E: Sync`) and `&mut E`
 // to one producer or exclusive stage at a time on any thread (needs `E: Send`); the sequencing
-// protocol described at the top of this module keeps those accesses apart in time.
+// protocol described at the top of this module keeps those accesses apart in time (every loom
+// model reports a slot access that overlaps another as a causality violation).
 unsafe impl<E: Send + Sync> Sync for Ring<E> {}
 // SAFETY: owning the ring owns the events; moving it moves them (`E: Send`).
 unsafe impl<E: Send> Send for Ring<E> {}
