@@ -13,8 +13,10 @@ use crate::consume::poller::Poller;
 use crate::consume::pool::WorkPool;
 use crate::graph::error::{BuildError, ShutdownError, StageError};
 use crate::graph::graph::Wired;
-use crate::graph::report::{collect, ShutdownReport};
-use crate::graph::spawn::{check_cores, launch, Finished, NewStage, Pending, Running, Worker};
+use crate::graph::report::ShutdownReport;
+use crate::graph::spawn::{
+    check_cores, collect, launch, Finished, NewStage, Pending, Running, Worker,
+};
 use crate::graph::stage::{StageId, StageKind};
 use crate::protocol::sequencer::Sequencer;
 use crate::protocol::wait::WaitStrategy;

@@ -3,11 +3,13 @@
 
 use std::time::Instant;
 
-use crate::consume::batch::{ConsumerExit, Processor};
+use crate::consume::batch::{ConsumerExit, Panicked, Processor};
+use crate::consume::consumer::Hook;
 use crate::consume::consumer::{Consumer, Options};
 use crate::consume::handler::IntoProcess;
 use crate::consume::pool::{PoolClaim, WorkPool};
 use crate::graph::error::BuildError;
+use crate::graph::report::{ConsumerReport, HandlerPanic, ShutdownReport};
 use crate::graph::stage::StageKind;
 use crate::protocol::barrier::Barrier;
 use crate::protocol::sequence::Sequence;
@@ -188,6 +190,47 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
         }
     }
     (threads, None)
+}
+
+/// Joins `running` and reports on each; also returns, per consumer that panicked, its worker id,
+/// its index in the report and its panic's ticket.
+pub(crate) fn collect(running: Vec<Running>) -> (ShutdownReport, Vec<(usize, usize, usize)>) {
+    let mut consumers = Vec::with_capacity(running.len());
+    let mut panicked = Vec::new();
+    for r in running {
+        let exit = match r.handle.join() {
+            Ok(exit) => exit,
+            // The loop catches every panic; this is one in ringmq's own bookkeeping.
+            Err(_) => ConsumerExit {
+                name: r.name.clone(),
+                worker: r.worker,
+                last_sequence: -1,
+                skipped: 0,
+                skipped_hooks: 0,
+                panic: Some(Panicked {
+                    hook: Hook::Engine,
+                    sequence: -1,
+                    message: "the consumer thread panicked".into(),
+                    ticket: usize::MAX,
+                }),
+            },
+        };
+        if let Some(p) = &exit.panic {
+            panicked.push((exit.worker, consumers.len(), p.ticket));
+        }
+        consumers.push(ConsumerReport {
+            name: exit.name,
+            last_sequence: exit.last_sequence,
+            skipped: exit.skipped,
+            skipped_hooks: exit.skipped_hooks,
+            panic: exit.panic.map(|p| HandlerPanic {
+                hook: p.hook,
+                sequence: p.sequence,
+                message: p.message,
+            }),
+        });
+    }
+    (ShutdownReport { consumers }, panicked)
 }
 
 /// Every pinned worker names a core the machine has.
