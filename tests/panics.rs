@@ -7,7 +7,8 @@ use std::sync::mpsc;
 
 use common::*;
 use ringmq::{
-    Blocking, Builder, Consumer, Hook, PanicPolicy, PublishError, ShutdownError, Yielding,
+    Blocking, Builder, Consumer, Hook, PanicPolicy, PollState, PublishError, ShutdownError,
+    Yielding,
 };
 
 /// A consumer that panics on event 5 beside a recording bystander; the producer publishes until
@@ -267,5 +268,61 @@ fn end_of_batch_lands_on_the_last_delivered_event_when_the_batch_ends_skipped() 
         // The recorder's batch is 0..=3 (or 0 then 1..=3): either way 1 ends it.
         assert_eq!(got.last(), Some(&(1, true)));
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![0, 1]);
+    });
+}
+
+/// A batch whose last slot its producer abandoned (the publish closure panicked): a poller, as a
+/// consumer does, gives `end_of_batch` to the last event it actually hands over, passes the
+/// abandoned slot without handing it, and goes on after it. (The poller's own loop once gave the
+/// flag to the abandoned slot, so no delivered event carried it.) Both producer kinds, a batch
+/// publish and single publishes.
+#[test]
+fn a_poller_ends_the_batch_at_the_last_event_it_hands_over() {
+    fn run<S: ringmq::Sequencer>(mut b: Builder<u64, S, Blocking>, batched: bool) {
+        let mut poller = b.add_poller(&[]).unwrap();
+        let (mut p, _q) = b.build().unwrap();
+        let abandoned = if batched {
+            catch_unwind(AssertUnwindSafe(|| {
+                p.publish_batch(3, |e, i| {
+                    assert!(i < 2, "abandoned");
+                    *e = 10 + i as u64;
+                })
+            }))
+            .map(|_| ())
+        } else {
+            p.publish(|e| *e = 10).unwrap();
+            p.publish(|e| *e = 11).unwrap();
+            catch_unwind(AssertUnwindSafe(|| p.publish(|_| panic!("abandoned")))).map(|_| ())
+        };
+        assert!(abandoned.is_err());
+        let mut seen = Vec::new();
+        let state = poller.poll(|e, seq, end| {
+            seen.push((seq, *e, end));
+            true
+        });
+        assert_eq!(state, PollState::Processed(2));
+        assert_eq!(seen, [(0, 10, false), (1, 11, true)]);
+        // The abandoned slot was passed: nothing is left, and the next event follows it.
+        assert_eq!(poller.poll(|_, _, _| true), PollState::Idle);
+        assert_eq!(poller.sequence(), 2);
+        p.publish(|e| *e = 13).unwrap();
+        seen.clear();
+        poller.poll(|e, seq, end| {
+            seen.push((seq, *e, end));
+            true
+        });
+        assert_eq!(seen, [(3, 13, true)]);
+    }
+    with_timeout(60, || {
+        for batched in [false, true] {
+            run(
+                Builder::single_producer(8, || 0u64, Blocking::new()).unwrap(),
+                batched,
+            );
+            run(
+                Builder::multi_producer(8, || 0u64, Blocking::new()).unwrap(),
+                batched,
+            );
+        }
     });
 }

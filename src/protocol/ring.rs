@@ -9,7 +9,7 @@
 //!   every gating consumer has passed `s - capacity`, so nobody still reads the slot's previous event;
 //! - a consumer may read slot `s` after it saw `s` published (or its upstream stage pass `s`), and
 //!   until it stores a sequence `>= s`;
-//! - an exclusive stage (one that takes `&mut E`) is, by the builder's check, ordered before or
+//! - an exclusive stage (one that takes `&mut E`) is, by the graph's check, ordered before or
 //!   after every other consumer, so no other reader overlaps its window.
 //!
 //! The `unsafe` accessors below take those facts as their precondition.
@@ -139,7 +139,7 @@ impl<'a, E> Slots<'a, E> {
     /// # Safety
     /// `sequence` is published (the caller's barrier said so, with `Acquire`), the caller has not yet
     /// released it (its own sequence is below `sequence`), and no exclusive stage may be writing it
-    /// (the builder's exclusivity check).
+    /// (the graph's exclusivity check).
     #[inline]
     pub(crate) unsafe fn read<R>(self, sequence: i64, f: impl FnOnce(&E) -> R) -> R {
         // SAFETY: published and not released: producers wait for us, writers are ordered with us.

@@ -69,7 +69,7 @@ struct Lookup<'a> {
 impl<'a> Lookup<'a> {
     /// What the slot of `sequence` holds once `sequence` is published: its low 32 bits. Until
     /// then it holds the previous lap's sequence (or -1, before the first lap), which differs
-    /// from it by the capacity (at most 2^30, see `ring::check_capacity`), so never agrees in
+    /// from it by the capacity (at most 2^30, see `ring::MAX_CAPACITY`), so never agrees in
     /// the low 32 bits. A truncation, where a lap number (`sequence >> log2(capacity)`) cost a
     /// load and a shift on every publish and every slot scanned.
     #[inline]
