@@ -37,10 +37,10 @@ bugs=(
   "multi-flag-cleared-without-a-second-look|src/protocol/sequencer/multi.rs|s/                    if lifecycle.refuses_claims\(\) \{\n                        this.refuse\(\);/                    if false {\n                        this.refuse();/|a_refusal_racing_the_clearing_of_an_earlier_one_still_refuses_multi"
   "blocked-producer-ignores-stop|src/protocol/sequencer/mod.rs|s/cx.lifecycle\(\).refuses_claims\(\).then_some\(\(\)\)/None::<()>/|handler_panic_releases_producers_and_is_reported"
   "waiting-producer-drains-like-a-claim|src/protocol/sequencer/mod.rs|s/cx.lifecycle\(\).refuses_claims\(\).then_some/cx.lifecycle().is_halted().then_some/|shutdown_refuses_a_multi_producer_waiting_on_an_unpolled_poller"
-  "panic-does-not-fail-the-queue|src/consume/batch.rs|s/\.fail\(&self.name, self.worker, sequence\);/.is_running();/|handler_panic_releases_producers_and_is_reported"
+  "panic-does-not-fail-the-queue|src/consume/batch.rs|s/\.fail\(&self.name, self.worker, sequence\);/.lifecycle.is_running();/|handler_panic_releases_producers_and_is_reported"
   "pool-claim-without-cas|src/consume/pool.rs|s/match self.next.compare_exchange_weak\(\n                first,\n                first \+ n,\n                Ordering::Relaxed,\n                Ordering::Relaxed,\n            \) \{/match { self.next.store(first + n, Ordering::Relaxed); Ok::<i64, i64>(first) } {/|work_pool_claims_each_event_once_and_gates_reuse"
   "pool-worker-releases-claim-early|src/consume/batch.rs|s/now.\n                self.sequence.set\(first - 1\);\n                core.wait.notify/now.\n                self.sequence.set(last);\n                core.wait.notify/|stage_after_a_pool_waits_for_the_worker_that_took_the_event"
-  "join-skips-wake-up|src/graph/queue.rs|s/core.wait.notify\(\);\n        self.launch\(index, kind, workers\)/self.launch(index, kind, workers)/|joining_consumer_never_reads_an_overwritten_slot"
+  "join-skips-wake-up|src/graph/queue.rs|s/core.wait.notify\(\);\n        self.launch\(index, stage.kind, stage.workers\)/self.launch(index, stage.kind, stage.workers)/|joining_consumer_never_reads_an_overwritten_slot"
   "removed-stage-keeps-gating|src/graph/queue.rs|s/self.wired.change\((.)g\1 g.stages\[index\].gone = true\);/self.wired.graph.lock().unwrap().stages[index].gone = true;/|removed_consumer_stops_gating"
   "hook-panic-taken-for-event|src/consume/batch.rs|s/let hook = at.hook;/let hook = if at.hook == Hook::OnTimeout { Hook::OnEvent } else { at.hook };/|hook_panic_while_waiting_never_passes_an_unpublished_slot"
   "follow-passes-without-waiting|src/consume/batch.rs|s/        let mut next = from;\n        while next <= to \{/        self.sequence.set(from);\n        let mut next = from + 1;\n        while next <= to {/|hook_panic_while_waiting_under_halt_consumer_follows_only_published"
@@ -54,6 +54,7 @@ bugs=(
   "lib-single-no-light-fence|src/protocol/sequencer/single.rs|s/crate::protocol::fence::light\(\);//|protocol::sequencer::models::single_close_drains_or_refuses_every_publish"
   "lib-close-drains-one-short|src/protocol/sequencer/multi.rs|s/self.closed_at.store\(next, Ordering::Relaxed\);\n        next - 1/self.closed_at.store(next, Ordering::Relaxed);\n        next - 2/|protocol::sequencer::models::multi_close_drains_or_refuses_every_publish"
   "lib-single-waiter-ignores-stop|src/protocol/sequencer/mod.rs|s/cx.lifecycle\(\).refuses_claims\(\).then_some\(\(\)\)/None::<()>/|protocol::sequencer::models::single_halt_releases_a_producer_waiting_for_room"
+  "lib-halt-does-not-poison-the-limit|src/protocol/mod.rs|s/self.lifecycle.halt\(\);\n        self.sequencer.refuse\(\);/self.lifecycle.halt();/|protocol::sequencer::models::single_halt_releases_a_producer_waiting_for_room"
   "lib-multi-refusal-not-flagged|src/protocol/sequencer/multi.rs|s/self.next.fetch_or\(REFUSED, Ordering::Release\);//|protocol::sequencer::models::multi_halt_releases_a_producer_waiting_for_room"
 )
 

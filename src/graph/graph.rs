@@ -189,6 +189,12 @@ impl<E, S, W> Wired<E, S, W> {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Graph) -> R) -> R {
         f(&self.graph.lock().unwrap())
     }
+
+    /// Changes what the graph records under its lock, leaving the gating set as it is (which
+    /// [`change`](Self::change) replaces).
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Graph) -> R) -> R {
+        f(&mut self.graph.lock().unwrap())
+    }
 }
 
 impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W> {
@@ -243,7 +249,7 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
         Ok(if dynamic {
             self.change(push)
         } else {
-            push(&mut self.graph.lock().unwrap())
+            self.write(push)
         })
     }
 

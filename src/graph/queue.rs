@@ -538,12 +538,13 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         let index = self.wired.add_stage(upstream, &stage, below, true)?;
         // After the grace period: no cached minimum is above the join point.
         let join = core.sequencer.join_point().max(below);
-        self.wired.read(|g| {
-            for s in &g.stages[index].sequences {
+        self.wired.write(|g| {
+            let stage = &mut g.stages[index];
+            for s in &stage.sequences {
                 s.set(join);
             }
+            stage.first = join + 1;
         });
-        self.wired.graph.lock().unwrap().stages[index].first = join + 1;
         // The sequences just moved up from the old minimum to the join point: a producer blocked
         // on them must look again (found by the loom model of a join: without this, a producer
         // that saw the old value slept forever).

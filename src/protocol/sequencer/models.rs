@@ -154,21 +154,29 @@ fn multi_close_drains_or_refuses_every_publish() {
 }
 
 /// A producer blocked on a full ring (capacity 2, nobody consuming) is released by a halt
-/// with `Shutdown`, for either sequencer: room comes before the claim, so it holds nothing.
+/// with `Shutdown`, for either sequencer: room comes before the claim, so it holds nothing. Once
+/// the halt is done, a claim that has room (the consumer moved on) is refused too: the halt
+/// flagged the word a claim reads anyway (the single producer's limit, the multi-producer
+/// counter), so the fast path cannot miss it.
 fn halt_releases_a_waiting_producer<S: SequencerImpl>() {
     loom::model(|| {
-        let (core, _gate) = core::<S>();
+        let (core, gate) = core::<S>();
         let c = core.clone();
         let producer = thread::spawn(move || {
             let mut local = LocalClaim::new();
-            (0..3)
-                .map(|v| publish(&c, &mut local, v))
-                .collect::<Vec<_>>()
+            let results: Vec<_> = (0..3).map(|v| publish(&c, &mut local, v)).collect();
+            (results, local)
         });
         core.halt();
-        let results = producer.join().unwrap();
+        let (results, mut local) = producer.join().unwrap();
         assert_eq!(results[2], Err(PublishError::Shutdown), "{results:?}");
         assert!(core.sequencer.highest_published(0) <= 1);
+        // Room for two more: only the lifecycle can refuse this claim now.
+        gate.set(1);
+        let late = publish::claim(&core, &mut local, 1, Mode::Try).map(|claim| {
+            publish::write_one(&core, claim, |slot| *slot = 9);
+        });
+        assert_eq!(late, Err(PublishError::Shutdown));
     });
 }
 
