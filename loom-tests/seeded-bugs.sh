@@ -54,7 +54,7 @@ bugs=(
   "lib-single-no-light-fence|src/protocol/sequencer/single.rs|s/crate::protocol::fence::light\(\);//|protocol::sequencer::models::single_close_drains_or_refuses_every_publish"
   "lib-close-drains-one-short|src/protocol/sequencer/multi.rs|s/self.closed_at.store\(next, Ordering::Relaxed\);\n        next - 1/self.closed_at.store(next, Ordering::Relaxed);\n        next - 2/|protocol::sequencer::models::multi_close_drains_or_refuses_every_publish"
   "lib-single-waiter-ignores-stop|src/protocol/sequencer/mod.rs|s/cx.lifecycle\(\).refuses_claims\(\).then_some\(\(\)\)/None::<()>/|protocol::sequencer::models::single_halt_releases_a_producer_waiting_for_room"
-  "lib-halt-does-not-poison-the-limit|src/protocol/mod.rs|s/self.lifecycle.halt\(\);\n        self.sequencer.refuse\(\);/self.lifecycle.halt();/|protocol::sequencer::models::single_halt_releases_a_producer_waiting_for_room"
+  "lib-halt-does-not-refuse|src/protocol/mod.rs|s/self.lifecycle.halt\(\);\n        self.sequencer.refuse\(\);/self.lifecycle.halt();/|protocol::sequencer::models::multi_halt_releases_a_producer_waiting_for_room"
   "lib-multi-refusal-not-flagged|src/protocol/sequencer/multi.rs|s/self.next.fetch_or\(REFUSED, Ordering::Release\);//|protocol::sequencer::models::multi_halt_releases_a_producer_waiting_for_room"
 )
 

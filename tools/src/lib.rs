@@ -3,12 +3,13 @@
 
 use hdrhistogram::Histogram;
 
-/// Pins the calling thread to `core` (an index into the machine's cores as core_affinity lists
-/// them); does nothing where that core does not exist.
+/// Pins the calling thread to the core with id `core`; does nothing where that core does not
+/// exist. By id, not through `core_affinity::get_core_ids()`: that lists the *calling thread's*
+/// affinity, so a thread made by one already pinned to core 0 would find no core 1 (the
+/// comparison driver's cache-line probe after a trial then ran both its threads on one core,
+/// 8 ms a round trip).
 pub fn pin(core: usize) {
-    if let Some(id) = core_affinity::get_core_ids().and_then(|c| c.get(core).copied()) {
-        core_affinity::set_for_current(id);
-    }
+    let _ = core_affinity::set_for_current(core_affinity::CoreId { id: core });
 }
 
 /// The disruptor crate's side of ringmq's `Yielding`: the same crossbeam `Backoff::snooze` (spin
