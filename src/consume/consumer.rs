@@ -63,11 +63,12 @@ pub enum PanicPolicy {
     /// [`Disruptor::shutdown`](crate::Disruptor::shutdown) returns the panic. The default.
     #[default]
     HaltAll,
-    /// Report the panic on stderr, skip the event (or pass over the hook call), go on with the
-    /// same handler. The counts are in the [`ShutdownReport`](crate::ShutdownReport).
+    /// Log the panic (a warning, through the `log` facade), skip the event (or pass over the
+    /// hook call), go on with the same handler. The counts are in the
+    /// [`ShutdownReport`](crate::ShutdownReport).
     SkipEvent,
-    /// Report the panic on stderr and stop calling this handler. The consumer keeps following its
-    /// upstream without handling anything (passing each event only once it is published), so it
+    /// Log the panic (a warning, through the `log` facade) and stop calling this handler. The
+    /// consumer keeps following its upstream without handling anything (passing each event only once it is published), so it
     /// holds back neither producers nor the stages after it (which go on without its work);
     /// `shutdown` returns the panic.
     HaltConsumer,
