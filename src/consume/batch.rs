@@ -389,11 +389,11 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             |slots, seq, end_of_batch| {
                 // Records `seq` only if the handler unwinds: no store per event.
                 let guard = PanicAt(at, seq);
+                // Loom: `pipeline_stage_two_sees_stage_one_writes`,
+                // `hook_panic_while_waiting_never_passes_an_unpublished_slot`; miri:
+                // tests/delivery.rs, tests/failure_matrix.rs.
                 // SAFETY: `first..=last` is published (the barrier's Acquire) and not released (our
-                // sequence is below `first`; a pool worker claimed it alone); the graph checked that
-                // no exclusive stage overlaps this one. Loom: `pipeline_stage_two_sees_stage_one_writes`,
-                // `hook_panic_while_waiting_never_passes_an_unpublished_slot`; miri: tests/delivery.rs,
-                // tests/failure_matrix.rs.
+                // sequence is below `first`; a pool worker claimed it alone); no exclusive overlap.
                 let result = unsafe { process.deliver(slots, seq, end_of_batch) };
                 std::mem::forget(guard);
                 result.map_err(|retry| (seq, retry))

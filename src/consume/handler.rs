@@ -483,10 +483,11 @@ impl<E, H: ExclusiveHandler<E>> Process<E> for ExclusiveProcess<H> {
         sequence: i64,
         end_of_batch: bool,
     ) -> Result<(), Retry> {
-        // SAFETY: forwarded precondition; the graph checked this stage is exclusive (ordered with
-        // every other stage). Loom: `pipeline_stage_two_sees_stage_one_writes`,
+        // Loom: `pipeline_stage_two_sees_stage_one_writes`,
         // `stage_after_a_pool_waits_for_the_worker_that_took_the_event`; miri: tests/delivery.rs
         // (exclusive stages), the exclusive cells of tests/failure_matrix.rs.
+        // SAFETY: forwarded precondition; the graph checked this stage is exclusive (ordered with
+        // every other stage), so this is the slot's only reference while `on_event` runs.
         unsafe { slots.read_mut(sequence, |e| self.0.on_event(e, sequence, end_of_batch)) };
         Ok(())
     }

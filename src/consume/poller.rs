@@ -145,11 +145,10 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
         let mut handled = 0;
         let stopped = super::deliver(&self.barrier.core.ring, next, last, |slots, seq, end| {
             handled += 1;
+            // Loom: `dropping_a_poller_releases_a_blocked_producer`; miri: tests/delivery.rs
+            // (pollers), tests/edges.rs, tests/panics.rs (abandoned slots).
             // SAFETY: `next..=last` is published (the barrier's Acquire) and not released (our
-            // sequence is `next - 1` until `done` drops); a poller reads by `&E` and the graph
-            // checked that no exclusive stage runs concurrently with it. Loom:
-            // `dropping_a_poller_releases_a_blocked_producer`; miri: tests/delivery.rs (pollers),
-            // tests/edges.rs.
+            // sequence is `next - 1` until `done` drops); `&E` only, no exclusive stage overlaps.
             let more = unsafe { slots.read(seq, |e| f(e, seq, end)) };
             done.last = seq;
             if more {

@@ -84,10 +84,10 @@ mod sys {
     const REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
     fn membarrier(cmd: libc::c_int) -> libc::c_long {
+        // Not under loom or miri (real fences there); `heavy_side_works_on_this_machine` and
+        // every single-producer shutdown test call it.
         // SAFETY: membarrier(2) takes a command and two integer arguments, reads and writes no
         // memory of ours, and reports an unknown or unsupported command as an error return.
-        // (Not under loom or miri, which use real fences; `heavy_side_works_on_this_machine` and
-        // every single-producer shutdown test call it.)
         unsafe {
             libc::syscall(
                 libc::SYS_membarrier,

@@ -78,10 +78,10 @@ impl Gating {
         let set = self
             .current
             .load(std::sync::atomic::Ordering::Acquire, &guard);
-        // SAFETY: the pointer is never null (every install is a valid `Box`), and the set it
-        // points to is destroyed only through `defer_destroy`, after every thread pinned now (this
-        // one, until `guard` drops) has unpinned. Miri: tests/models.rs and tests/stress.rs change
-        // the set while producers read it (loom runs the `Arc` twin below).
+        // Miri: tests/models.rs and tests/stress.rs change the set while producers read it (loom
+        // runs the `Arc` twin below).
+        // SAFETY: never null (every install is a valid `Box`); freed only by `defer_destroy`,
+        // after every thread pinned now (this one, until `guard` drops) has unpinned.
         f(unsafe { set.deref() })
     }
 
@@ -107,10 +107,9 @@ impl Gating {
             let guard = crossbeam_epoch::pin();
             // AcqRel: Release publishes the new set's contents to readers.
             let old = self.current.swap(Owned::new(set), Ordering::AcqRel, &guard);
+            // Miri: tests/models.rs, tests/stress.rs add and remove stages while producers run.
             // SAFETY: `old` was installed by `new` or a previous `install` and is unreachable now
-            // that it is swapped out; crossbeam-epoch frees it after every reader pinned now
-            // has unpinned. Miri: tests/models.rs, tests/stress.rs add and remove stages while
-            // producers run.
+            // that it is swapped out; crossbeam-epoch frees it once every reader pinned now left.
             unsafe { guard.defer_destroy(old) };
             let flag = passed.clone();
             // Runs after the same grace period: the signal that every old reader finished.

@@ -53,11 +53,10 @@ pub(crate) fn write_one<E, S: SequencerImpl, W: WaitStrategy>(
         last: seq,
         unwritten: seq,
     };
-    // SAFETY: `claim` is this handle's claim of `seq`, not yet published: the sequencer saw every
-    // gating consumer past `seq - capacity` (the wrap check), and consumers wait for the
-    // publication below, so this is the slot's only user. Loom:
-    // `single_producer_wrap_never_overwrites`, `multi_producer_availability_and_per_producer_order`;
-    // miri: tests/delivery.rs.
+    // Loom: `single_producer_wrap_never_overwrites`,
+    // `multi_producer_availability_and_per_producer_order`; miri: tests/delivery.rs.
+    // SAFETY: `claim` is this handle's unpublished claim of `seq`: every gating consumer passed
+    // `seq - capacity` (the wrap check) and none reads `seq` before it is published.
     unsafe { core.ring.slots().write(seq, write) };
     publication.unwritten = seq + 1;
     seq

@@ -113,10 +113,9 @@ impl<'a, E> Slots<'a, E> {
     /// The slot of `sequence`.
     #[inline]
     fn slot(self, sequence: i64) -> &'a UnsafeCell<E> {
+        // Every test; miri checks the bound (tests/edges.rs wraps rings of every size from 1).
         // SAFETY: `base` points at the ring's `capacity` slots, alive for `'a`; `mask` is
-        // `capacity - 1` with `capacity` a power of two (set in `Ring::new`, never changed), so
-        // `sequence & mask` is always in bounds. Exercised by every test; miri checks the bound
-        // (tests/edges.rs wraps rings of every size from 1 slot).
+        // `capacity - 1` (a power of two, set once in `Ring::new`), so the index is in bounds.
         unsafe { &*self.base.add((sequence & self.mask) as usize) }
     }
 
@@ -160,10 +159,10 @@ impl<'a, E> Slots<'a, E> {
     }
 }
 
-// SAFETY: the ring hands out `&E` to several consumer threads at once (needs `E: Sync`) and `&mut E`
-// to one producer or exclusive stage at a time on any thread (needs `E: Send`); the sequencing
-// protocol described at the top of this module keeps those accesses apart in time (every loom
-// model reports a slot access that overlaps another as a causality violation).
+// Every loom model reports a slot access that overlaps another as a causality violation.
+// The sequencing protocol at the top of this module keeps the accesses below apart in time.
+// SAFETY: the ring hands out `&E` to several consumer threads at once (needs `E: Sync`) and
+// `&mut E` to one producer or exclusive stage at a time on any thread (needs `E: Send`).
 unsafe impl<E: Send + Sync> Sync for Ring<E> {}
 // SAFETY: owning the ring owns the events; moving it moves them (`E: Send`).
 unsafe impl<E: Send> Send for Ring<E> {}
