@@ -354,8 +354,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
             let at = self.cursor() + 1;
             return Ok(at..at);
         }
-        let claim = publish::claim(&self.core, &mut self.local, n as i64, mode)?;
-        let first = publish::write_batch(&self.core, claim, write);
+        let claim = publish::claim(&*self.core, &mut self.local, n as i64, mode)?;
+        let first = publish::write_batch(&*self.core, claim, write);
         Ok(first..first + n as i64)
     }
 }

@@ -18,7 +18,7 @@ pub(crate) mod handler;
 pub(crate) mod poller;
 pub(crate) mod pool;
 
-use crate::protocol::ring::{Ring, Slots};
+use crate::protocol::ring::{Skips, Slots, Source};
 
 /// Hands `first..=last` to `each(slots, sequence, end_of_batch)` in order, passing the slots
 /// their producer abandoned (a publish closure that panicked); `end_of_batch` goes to the last
@@ -30,13 +30,14 @@ use crate::protocol::ring::{Ring, Slots};
 /// it): what it captures stays in registers.
 #[inline]
 pub(crate) fn deliver<E, R>(
-    ring: &Ring<E>,
+    ring: &impl Source<E>,
     first: i64,
     last: i64,
     mut each: impl FnMut(Slots<'_, E>, i64, bool) -> Result<(), R>,
 ) -> Result<(), R> {
     let slots = ring.slots();
-    if !ring.may_skip_from(first) {
+    let skips = ring.skips();
+    if !skips.may_skip_from(first) {
         // An exclusive range: `..=` iterates with an extra flag per step.
         for seq in first..last + 1 {
             each(slots, seq, seq == last)?;
@@ -44,9 +45,9 @@ pub(crate) fn deliver<E, R>(
         return Ok(());
     }
     // Rare: a producer abandoned a slot at or after `first`.
-    let end = last_delivered(ring, first, last);
+    let end = last_delivered(skips, first, last);
     for seq in first..end + 1 {
-        if !ring.is_skipped(seq) {
+        if !skips.is_skipped(seq) {
             each(slots, seq, seq == end)?;
         }
     }
@@ -55,9 +56,9 @@ pub(crate) fn deliver<E, R>(
 
 /// The last sequence of `first..=last` that its producer did not abandon (`first - 1`: none).
 #[cold]
-fn last_delivered<E>(ring: &Ring<E>, first: i64, last: i64) -> i64 {
+fn last_delivered(skips: Skips<'_>, first: i64, last: i64) -> i64 {
     let mut end = last;
-    while end >= first && ring.is_skipped(end) {
+    while end >= first && skips.is_skipped(end) {
         end -= 1;
     }
     end

@@ -66,34 +66,46 @@ pub(crate) struct Failure {
     pub(crate) sequence: i64,
 }
 
-pub(crate) struct Lifecycle {
+/// The lifecycle's words: the state and the drain target. Plain atomics with a fixed layout and
+/// no pointer, so the same words can sit in a segment several processes map (`crate::ipc`),
+/// where a failure has no record beside them.
+#[repr(C)]
+pub(crate) struct Phase {
     state: CachePadded<AtomicUsize>,
     drain_to: AtomicI64,
+}
+
+/// A queue's lifecycle: its [`Phase`] words, and the record of the handler panic that failed
+/// it. Derefs to the words.
+pub(crate) struct Lifecycle {
+    phase: Phase,
     failure: Mutex<Option<Failure>>,
     /// Orders the panics of the queue's handlers (cold: taken only by a panic).
     tickets: AtomicUsize,
 }
 
-impl Lifecycle {
+impl std::ops::Deref for Lifecycle {
+    type Target = Phase;
+    #[inline]
+    fn deref(&self) -> &Phase {
+        &self.phase
+    }
+}
+
+impl Phase {
     pub(crate) fn new() -> Self {
         Self {
             state: CachePadded::new(AtomicUsize::new(RUNNING)),
             drain_to: AtomicI64::new(i64::MAX),
-            failure: Mutex::new(None),
-            tickets: AtomicUsize::new(0),
         }
     }
 
-    /// `Ok` while producers may claim: running, with a live stage. Relaxed: a close that
+    /// Whether producers may claim: running, with a live stage. Relaxed: a close that
     /// happens-before this call is seen by coherence; one racing it is resolved by the sequencer
     /// (see `Sequencer::close`).
     #[inline]
-    pub(crate) fn check_open(&self) -> Result<(), PublishError> {
-        if self.state.load(Ordering::Relaxed) == RUNNING {
-            Ok(())
-        } else {
-            Err(self.publish_error())
-        }
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == RUNNING
     }
 
     /// Whether a producer waiting for room must give up: the queue stopped running, or its
@@ -103,22 +115,14 @@ impl Lifecycle {
         self.state.load(Ordering::Acquire) != RUNNING
     }
 
-    /// The error a producer gets once the queue refuses claims.
+    /// The error a producer gets once the queue refuses claims, where no failure is recorded
+    /// (a failed phase reads as `Shutdown`).
     #[cold]
-    pub(crate) fn publish_error(&self) -> PublishError {
-        let word = self.state.load(Ordering::Acquire);
-        match phase(word) {
-            FAILED => {
-                if let Some(f) = self.failure.lock().unwrap().as_ref() {
-                    return PublishError::ConsumerFailed {
-                        consumer: f.consumer.clone(),
-                        sequence: f.sequence,
-                    };
-                }
-                PublishError::Shutdown
-            }
-            RUNNING if word & NO_STAGE != 0 => PublishError::NoConsumers,
-            _ => PublishError::Shutdown,
+    pub(crate) fn refusal(&self) -> PublishError {
+        if self.state.load(Ordering::Acquire) & (PHASE | NO_STAGE) == RUNNING | NO_STAGE {
+            PublishError::NoConsumers
+        } else {
+            PublishError::Shutdown
         }
     }
 
@@ -183,7 +187,6 @@ impl Lifecycle {
     }
 
     /// The drain target set by a close (`i64::MAX` until then).
-    #[cfg(all(test, loom))]
     pub(crate) fn drain_target(&self) -> i64 {
         self.drain_to.load(Ordering::Relaxed)
     }
@@ -191,6 +194,50 @@ impl Lifecycle {
     /// Halts: consumers stop at their next batch boundary, producers get `Err(Shutdown)`.
     pub(crate) fn halt(&self) {
         self.advance(|p| p < HALTED, HALTED, Ordering::AcqRel);
+    }
+
+    /// Moves to `FAILED`. Release: whoever sees it finds the failure recorded before.
+    fn mark_failed(&self) {
+        self.advance(|p| p != FAILED, FAILED, Ordering::Release);
+    }
+
+    /// Whether the queue failed.
+    fn is_failed(&self) -> bool {
+        phase(self.state.load(Ordering::Acquire)) == FAILED
+    }
+}
+
+impl Lifecycle {
+    pub(crate) fn new() -> Self {
+        Self {
+            phase: Phase::new(),
+            failure: Mutex::new(None),
+            tickets: AtomicUsize::new(0),
+        }
+    }
+
+    /// `Ok` while producers may claim, else the error a claim returns.
+    #[inline]
+    pub(crate) fn check_open(&self) -> Result<(), PublishError> {
+        if self.is_open() {
+            Ok(())
+        } else {
+            Err(self.publish_error())
+        }
+    }
+
+    /// The error a producer gets once the queue refuses claims.
+    #[cold]
+    pub(crate) fn publish_error(&self) -> PublishError {
+        if self.is_failed() {
+            if let Some(f) = self.failure.lock().unwrap().as_ref() {
+                return PublishError::ConsumerFailed {
+                    consumer: f.consumer.clone(),
+                    sequence: f.sequence,
+                };
+            }
+        }
+        self.refusal()
     }
 
     /// Fails the queue because `consumer` (thread `worker`) panicked at `sequence`; the first
@@ -205,8 +252,7 @@ impl Lifecycle {
             });
         }
         drop(slot);
-        // Release: whoever sees FAILED finds the failure recorded above.
-        self.advance(|p| p != FAILED, FAILED, Ordering::Release);
+        self.mark_failed();
     }
 
     /// The failure that failed the queue, if one did.

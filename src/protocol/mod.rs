@@ -33,8 +33,9 @@ pub(crate) mod sequence;
 pub(crate) mod sequencer;
 pub mod wait;
 
+use crate::error::PublishError;
 use crate::protocol::gating::Gating;
-use crate::protocol::lifecycle::Lifecycle;
+use crate::protocol::lifecycle::{Lifecycle, Phase};
 use crate::protocol::ring::Ring;
 use crate::protocol::sequencer::{ClaimContext, SequencerImpl};
 use crate::protocol::wait::WaitStrategy;
@@ -124,12 +125,15 @@ impl<E, S, W: WaitStrategy> ClaimContext for Core<E, S, W> {
         self.ring.capacity()
     }
     #[inline]
-    fn lifecycle(&self) -> &Lifecycle {
+    fn phase(&self) -> &Phase {
         &self.lifecycle
     }
+    fn publish_error(&self) -> PublishError {
+        self.lifecycle.publish_error()
+    }
     #[inline]
-    fn gating(&self) -> &Gating {
-        &self.gating
+    fn gating_minimum(&self) -> i64 {
+        self.gating.minimum(i64::MAX)
     }
     #[inline]
     fn wait(&self) -> &W {

@@ -56,11 +56,6 @@ impl<E> Ring<E> {
         self.mask + 1
     }
 
-    #[inline]
-    fn index(&self, sequence: i64) -> usize {
-        (sequence & self.mask) as usize
-    }
-
     /// A copyable view of the slots for a hot loop: base pointer and mask in registers, not
     /// reloaded from the shared ring after every handler call that might touch memory.
     #[inline]
@@ -72,26 +67,88 @@ impl<E> Ring<E> {
         }
     }
 
+    /// The record of skipped slots, as the view the protocol reads it through.
+    #[inline]
+    pub(crate) fn skips(&self) -> Skips<'_> {
+        Skips {
+            marks: &self.skipped,
+            highest: &self.highest_skipped,
+            mask: self.mask,
+        }
+    }
+
+    /// See [`Skips::mark`].
+    #[inline]
+    pub(crate) fn mark_skipped(&self, sequence: i64) {
+        self.skips().mark(sequence)
+    }
+}
+
+/// What a consumer reads events from: the slots and the record of skipped ones. A [`Ring`],
+/// or a ring in a segment several processes map (`crate::ipc`).
+pub(crate) trait Source<E> {
+    /// The slots.
+    fn slots(&self) -> Slots<'_, E>;
+    /// The record of skipped slots.
+    fn skips(&self) -> Skips<'_>;
+}
+
+impl<E> Source<E> for Ring<E> {
+    #[inline]
+    fn slots(&self) -> Slots<'_, E> {
+        Ring::slots(self)
+    }
+    #[inline]
+    fn skips(&self) -> Skips<'_> {
+        Ring::skips(self)
+    }
+}
+
+/// The record of the slots their producer abandoned, wherever it lives: per slot the last
+/// sequence skipped in it, and the highest sequence ever skipped (`-1`: none).
+#[derive(Clone, Copy)]
+pub(crate) struct Skips<'a> {
+    marks: &'a [AtomicI64],
+    highest: &'a AtomicI64,
+    mask: i64,
+}
+
+impl<'a> Skips<'a> {
+    /// The view over `marks` (one per slot, a power-of-two count) and `highest`.
+    pub(crate) fn new(marks: &'a [AtomicI64], highest: &'a AtomicI64) -> Self {
+        debug_assert!(marks.len().is_power_of_two());
+        Self {
+            marks,
+            highest,
+            mask: marks.len() as i64 - 1,
+        }
+    }
+
+    #[inline]
+    fn mark_of(self, sequence: i64) -> &'a AtomicI64 {
+        &self.marks[(sequence & self.mask) as usize]
+    }
+
     /// Marks the claimed, unpublished `sequence` as abandoned: consumers will pass it. Must be
     /// called before the publication of `sequence` (whose `Release` carries these stores).
     #[inline]
-    pub(crate) fn mark_skipped(&self, sequence: i64) {
+    pub(crate) fn mark(self, sequence: i64) {
         // Relaxed: published to consumers by the producer's Release of `sequence`.
-        self.skipped[self.index(sequence)].store(sequence, Ordering::Relaxed);
-        self.highest_skipped.fetch_max(sequence, Ordering::Relaxed);
+        self.mark_of(sequence).store(sequence, Ordering::Relaxed);
+        self.highest.fetch_max(sequence, Ordering::Relaxed);
     }
 
     /// Whether any sequence at or after `first` may have been skipped. Called by a consumer after
     /// it acquired the publication of `first`; false means no slot of its batch needs a lookup.
     #[inline]
-    pub(crate) fn may_skip_from(&self, first: i64) -> bool {
-        self.highest_skipped.load(Ordering::Relaxed) >= first
+    pub(crate) fn may_skip_from(self, first: i64) -> bool {
+        self.highest.load(Ordering::Relaxed) >= first
     }
 
     /// Whether the producer abandoned `sequence` (published: the caller acquired it).
     #[inline]
-    pub(crate) fn is_skipped(&self, sequence: i64) -> bool {
-        self.skipped[self.index(sequence)].load(Ordering::Relaxed) == sequence
+    pub(crate) fn is_skipped(self, sequence: i64) -> bool {
+        self.mark_of(sequence).load(Ordering::Relaxed) == sequence
     }
 }
 
@@ -99,7 +156,7 @@ impl<E> Ring<E> {
 pub(crate) struct Slots<'a, E> {
     base: *const UnsafeCell<E>,
     mask: i64,
-    _ring: PhantomData<&'a Ring<E>>,
+    _ring: PhantomData<&'a [UnsafeCell<E>]>,
 }
 
 impl<E> Clone for Slots<'_, E> {
@@ -110,6 +167,19 @@ impl<E> Clone for Slots<'_, E> {
 impl<E> Copy for Slots<'_, E> {}
 
 impl<'a, E> Slots<'a, E> {
+    /// The slots at `base`, `capacity` (a power of two) of them.
+    ///
+    /// # Safety
+    /// `base` points at `capacity` initialized slots that stay alive and in place for `'a`.
+    pub(crate) unsafe fn from_raw(base: *const UnsafeCell<E>, capacity: usize) -> Self {
+        debug_assert!(capacity.is_power_of_two());
+        Slots {
+            base,
+            mask: capacity as i64 - 1,
+            _ring: PhantomData,
+        }
+    }
+
     /// The slot of `sequence`.
     #[inline]
     fn slot(self, sequence: i64) -> &'a UnsafeCell<E> {

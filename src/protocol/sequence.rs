@@ -20,6 +20,7 @@ pub const INITIAL: i64 = -1;
 
 /// A cache-padded atomic sequence, written by one owner and read by anyone who waits on it.
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct Sequence(CachePadded<AtomicI64>);
 
 impl Sequence {
@@ -37,6 +38,12 @@ impl Sequence {
     #[inline]
     pub(crate) fn get_relaxed(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// The sequence, read with a read-modify-write (`AcqRel`): placed in the sequence's
+    /// modification order, for a protocol that needs two readers ordered (`crate::ipc`).
+    pub(crate) fn get_rmw(&self) -> i64 {
+        self.0.fetch_add(0, Ordering::AcqRel)
     }
 
     /// Publishes `value`, with `Release`: the work done before it is visible to anyone who sees it.

@@ -35,9 +35,9 @@
 use std::time::Instant;
 
 use crate::error::PublishError;
-use crate::protocol::gating::Gating;
-use crate::protocol::lifecycle::Lifecycle;
+use crate::protocol::lifecycle::Phase;
 use crate::protocol::wait::{WaitStrategy, Waited};
+use crate::sync::Ordering;
 
 #[cfg(all(test, loom))]
 mod models;
@@ -66,17 +66,31 @@ pub(crate) trait ClaimContext {
     type Sequencer;
     /// The strategy producers wait for room with.
     type Wait: WaitStrategy;
+    /// The ordering of a multi-producer claim's successful CAS. `Relaxed` in one process (the
+    /// claim orders nothing by itself); `Release` across processes, where whoever repairs a dead
+    /// producer's claim must see the announcement made before it (`crate::ipc`).
+    const CLAIM_ORDER: Ordering = Ordering::Relaxed;
     /// The sequencer itself. (A claim takes it from here rather than as a second argument: its
     /// fields are then addressed from the one pointer the claim gets, as the hot path wants.)
     fn sequencer(&self) -> &Self::Sequencer;
     /// The ring's capacity.
     fn capacity(&self) -> i64;
-    /// The queue's lifecycle: read by a claim only when flagged (see the module docs).
-    fn lifecycle(&self) -> &Lifecycle;
-    /// The consumer sequences a claim must not lap.
-    fn gating(&self) -> &Gating;
+    /// The queue's lifecycle words: read by a claim only when flagged (see the module docs).
+    fn phase(&self) -> &Phase;
+    /// The error a refused claim returns.
+    fn publish_error(&self) -> PublishError;
+    /// The slowest gating consumer's sequence (`i64::MAX` if none gates): a claim must not lap
+    /// it. `Acquire` on each sequence read.
+    fn gating_minimum(&self) -> i64;
     /// How to wait for room.
     fn wait(&self) -> &Self::Wait;
+    /// A multi-producer claim is about to take `first..first + n` from the claim counter: where
+    /// a claim may die with its process, it records the range first, so that a survivor can
+    /// repair it. Nothing in one process.
+    #[inline]
+    fn announce(&self, first: i64, n: i64) {
+        let _ = (first, n);
+    }
 }
 
 /// A producer handle's own claim state, kept outside the shared sequencer: the last sequence it
@@ -159,10 +173,10 @@ pub trait Sequencer: SequencerImpl {}
 #[inline]
 fn wait_for_room<C: ClaimContext>(cx: &C, wrap: i64, mode: Mode) -> Result<i64, PublishError> {
     let ready = || {
-        let min = cx.gating().minimum(i64::MAX);
+        let min = cx.gating_minimum();
         (min >= wrap).then_some(min)
     };
-    let stop = || cx.lifecycle().refuses_claims().then_some(());
+    let stop = || cx.phase().refuses_claims().then_some(());
     let deadline = match mode {
         Mode::Try => {
             return match ready() {
@@ -175,7 +189,7 @@ fn wait_for_room<C: ClaimContext>(cx: &C, wrap: i64, mode: Mode) -> Result<i64, 
     };
     match cx.wait().wait_until(ready, stop, deadline) {
         Waited::Ready(min) => Ok(min),
-        Waited::Stopped(()) => Err(cx.lifecycle().publish_error()),
+        Waited::Stopped(()) => Err(cx.publish_error()),
         Waited::TimedOut => Err(PublishError::Timeout),
     }
 }

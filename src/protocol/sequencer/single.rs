@@ -25,6 +25,10 @@ use crate::protocol::sequence::{Sequence, INITIAL};
 use crate::sync::{AtomicI64, Backoff, Ordering};
 
 /// The single-producer sequencer: claims are local to the one producer handle.
+///
+/// Plain words with a fixed layout and no pointer: a segment several processes map holds one
+/// as it is (`crate::ipc`).
+#[repr(C)]
 pub struct Single {
     cursor: Sequence,
     /// The producer's own line: written by it on every claim (`announced`) and when its room
@@ -37,6 +41,7 @@ pub struct Single {
 }
 
 /// The single producer's shared words; see [`Single`].
+#[repr(C)]
 struct ProducerLine {
     /// The last sequence the producer may publish: announced before it reads `limit`, so
     /// above the cursor exactly while a claim is between that read and its publish.
@@ -76,8 +81,8 @@ impl Single {
             // Acquire: a poison read here carries the lifecycle change that stored it (the
             // refusal stores its state first, then the poison with Release).
             let seen = this.line.limit.load(Ordering::Acquire);
-            if let Err(e) = cx.lifecycle().check_open() {
-                return refused(e);
+            if !cx.phase().is_open() {
+                return refused(cx.publish_error());
             }
             if last > local.limit {
                 let wrap = last - cx.capacity();
@@ -101,14 +106,22 @@ impl Single {
                 // The CAS may have replaced a refusal's poison that the check above came too
                 // early to see (a refusal after a cleared one stores the same value): look once
                 // more, and poison again if so.
-                if let Err(e) = cx.lifecycle().check_open() {
+                if !cx.phase().is_open() {
                     // A swap for loom's sake, as in `refuse`.
                     this.line.limit.swap(POISON, Ordering::Relaxed);
-                    return refused(e);
+                    return refused(cx.publish_error());
                 }
                 return Ok(());
             }
         }
+    }
+
+    /// The published cursor, read with a read-modify-write (`AcqRel`): ordered in the cursor's
+    /// modification order against the producer's publishes and every other such read. A
+    /// cross-process joiner and the producer rereading the gating table both take it so, and
+    /// one of them sees the other (see `crate::ipc`).
+    pub(crate) fn published_rmw(&self) -> i64 {
+        self.cursor.get_rmw()
     }
 
     /// Ends a claim that publishes nothing (refused, full, timed out): `published` is the
