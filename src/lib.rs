@@ -85,6 +85,8 @@ mod consume;
 mod diag;
 mod error;
 mod graph;
+#[cfg(all(target_os = "linux", not(loom)))]
+pub mod ipc;
 mod producer;
 mod protocol;
 mod sync;

@@ -187,6 +187,7 @@ impl Phase {
     }
 
     /// The drain target set by a close (`i64::MAX` until then).
+    #[cfg(all(test, loom))]
     pub(crate) fn drain_target(&self) -> i64 {
         self.drain_to.load(Ordering::Relaxed)
     }

@@ -31,6 +31,7 @@ pub(crate) mod publish;
 pub(crate) mod ring;
 pub(crate) mod sequence;
 pub(crate) mod sequencer;
+pub(crate) mod table;
 pub mod wait;
 
 use crate::error::PublishError;

@@ -40,12 +40,6 @@ impl Sequence {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// The sequence, read with a read-modify-write (`AcqRel`): placed in the sequence's
-    /// modification order, for a protocol that needs two readers ordered (`crate::ipc`).
-    pub(crate) fn get_rmw(&self) -> i64 {
-        self.0.fetch_add(0, Ordering::AcqRel)
-    }
-
     /// Publishes `value`, with `Release`: the work done before it is visible to anyone who sees it.
     #[inline]
     pub(crate) fn set(&self, value: i64) {

@@ -116,12 +116,9 @@ impl Single {
         }
     }
 
-    /// The published cursor, read with a read-modify-write (`AcqRel`): ordered in the cursor's
-    /// modification order against the producer's publishes and every other such read. A
-    /// cross-process joiner and the producer rereading the gating table both take it so, and
-    /// one of them sees the other (see `crate::ipc`).
-    pub(crate) fn published_rmw(&self) -> i64 {
-        self.cursor.get_rmw()
+    /// The published cursor, `Acquire`.
+    pub(crate) fn cursor_acquire(&self) -> i64 {
+        self.cursor.get()
     }
 
     /// Ends a claim that publishes nothing (refused, full, timed out): `published` is the

@@ -1,0 +1,387 @@
+//! The producer handle of a cross-process ring: the in-process claim, write and publish
+//! (`protocol::publish`) over the segment's sequencer.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::ShmError;
+use super::process;
+use super::ring::{self, Cx};
+use super::segment::{Segment, KIND_SINGLE};
+use super::wait::IpcWaiter;
+use crate::error::PublishError;
+use crate::protocol::publish;
+use crate::protocol::sequencer::{LocalClaim, Mode, Single};
+use crate::protocol::table;
+
+/// Publishes events into a cross-process ring: the same calls as [`Producer`](crate::Producer).
+///
+/// `Send`, not `Sync`, not `Clone`: in a multi-producer ring, each thread or process takes its
+/// own with [`ShmRing::producer`](super::ShmRing::producer). Dropping the single producer (or
+/// the last multi producer) closes the ring.
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use ringmq::ipc::{ShmOptions, ShmRing};
+/// # let path = std::env::temp_dir().join(format!("ringmq-doc-sp-{}", std::process::id()));
+/// let ring = ShmRing::<u64>::create(&path, ShmOptions::multi_producer(8))?;
+/// let _consumer = ring.consumer("c")?;
+/// let mut a = ring.producer()?;
+/// let mut b = ring.producer()?;
+/// assert_eq!(a.publish(|slot| *slot = 1)?, 0);
+/// assert_eq!(b.publish(|slot| *slot = 2)?, 1);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ShmProducer<E> {
+    segment: Arc<Segment>,
+    waiter: Arc<IpcWaiter>,
+    entry: usize,
+    local: LocalClaim,
+    _event: PhantomData<fn(E)>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
+    pub(super) fn attach(segment: Arc<Segment>, waiter: Arc<IpcWaiter>) -> Result<Self, ShmError> {
+        let control = segment.control();
+        if !control.phase.is_running() {
+            return Err(ShmError::Closed);
+        }
+        let me = process::me_cached();
+        let single = segment.header().kind == KIND_SINGLE;
+        let at = if single {
+            segment.single().cursor_acquire()
+        } else {
+            segment.multi().cursor()
+        };
+        let Some(entry) = table::producer_join(segment.producers(), me, at) else {
+            if single {
+                let holder = segment.producers()[0].presence.owner();
+                return Err(ShmError::ProducerTaken { pid: holder.pid });
+            }
+            return Err(ShmError::ProducersFull {
+                producers: segment.producers().len(),
+            });
+        };
+        control.producers.fetch_add(1, Ordering::AcqRel);
+        if !control.phase.is_running() {
+            // Closed while joining: leave as a producer leaves.
+            let producer = Self::new(segment, waiter, entry, at);
+            drop(producer);
+            return Err(ShmError::Closed);
+        }
+        Ok(Self::new(segment, waiter, entry, at))
+    }
+
+    fn new(segment: Arc<Segment>, waiter: Arc<IpcWaiter>, entry: usize, at: i64) -> Self {
+        let mut local = LocalClaim::new();
+        local.claimed = at;
+        Self {
+            segment,
+            waiter,
+            entry,
+            local,
+            _event: PhantomData,
+            _not_sync: PhantomData,
+        }
+    }
+
+    fn is_single(&self) -> bool {
+        self.segment.header().kind == KIND_SINGLE
+    }
+
+    #[inline]
+    fn one(&mut self, mode: Mode, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
+        let segment: &Segment = &self.segment;
+        let entry = &self.segment.producers()[self.entry];
+        if self.is_single() {
+            let cx = Cx::<E, Single> {
+                segment,
+                wait: &self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            let claim = publish::claim(&cx, &mut self.local, 1, mode)?;
+            Ok(publish::write_one(&cx, claim, write))
+        } else {
+            let cx = Cx::<E, Segment> {
+                segment,
+                wait: &self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            let claim = publish::claim(&cx, &mut self.local, 1, mode)?;
+            Ok(publish::write_one(&cx, claim, write))
+        }
+    }
+
+    fn batch(
+        &mut self,
+        n: usize,
+        mode: Mode,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        let capacity = self.segment.layout().capacity;
+        if n > capacity {
+            return Err(PublishError::BatchTooLarge {
+                requested: n,
+                capacity,
+            });
+        }
+        let segment: &Segment = &self.segment;
+        if n == 0 {
+            if !segment.control().phase.is_open() {
+                return Err(segment.control().phase.refusal());
+            }
+            let at = self.cursor() + 1;
+            return Ok(at..at);
+        }
+        let entry = &self.segment.producers()[self.entry];
+        let first = if self.is_single() {
+            let cx = Cx::<E, Single> {
+                segment,
+                wait: &self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            let claim = publish::claim(&cx, &mut self.local, n as i64, mode)?;
+            publish::write_batch(&cx, claim, write)
+        } else {
+            let cx = Cx::<E, Segment> {
+                segment,
+                wait: &self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            let claim = publish::claim(&cx, &mut self.local, n as i64, mode)?;
+            publish::write_batch(&cx, claim, write)
+        };
+        Ok(first..first + n as i64)
+    }
+
+    /// Publishes one event: waits for room if the ring is full, lets `write` fill the slot in
+    /// place, publishes it and returns its sequence. As [`Producer::publish`](crate::Producer::publish).
+    ///
+    /// # Errors
+    /// [`PublishError::NoConsumers`] while no stage is attached (nothing would read it),
+    /// [`PublishError::Shutdown`] once the ring is closed.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-pub-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
+    /// let mut producer = ring.producer()?;
+    /// assert_eq!(producer.publish(|slot| *slot = 7), Err(PublishError::NoConsumers));
+    /// let _consumer = ring.consumer("c")?;
+    /// assert_eq!(producer.publish(|slot| *slot = 7), Ok(0));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
+        self.one(Mode::Block, write)
+    }
+
+    /// Publishes one event if there is room now; `Err(Full)` at once otherwise.
+    ///
+    /// # Errors
+    /// [`PublishError::Full`], and those of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-try-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(2))?;
+    /// let _consumer = ring.consumer("slow")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.try_publish(|e| *e = 1)?;
+    /// producer.try_publish(|e| *e = 2)?;
+    /// assert_eq!(producer.try_publish(|e| *e = 3), Err(PublishError::Full));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_publish(&mut self, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
+        self.one(Mode::Try, write)
+    }
+
+    /// Publishes one event, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`], and those of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # use std::time::Duration;
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-pto-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(1))?;
+    /// let _consumer = ring.consumer("slow")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.publish(|e| *e = 1)?;
+    /// let late = producer.publish_timeout(Duration::from_millis(5), |e| *e = 2);
+    /// assert_eq!(late, Err(PublishError::Timeout));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_timeout(
+        &mut self,
+        timeout: Duration,
+        write: impl FnOnce(&mut E),
+    ) -> Result<i64, PublishError> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        self.one(Mode::Until(deadline), write)
+    }
+
+    /// Publishes `n` events with one claim: `write(slot, i)` fills the `i`-th; returns their
+    /// sequences. As [`Producer::publish_batch`](crate::Producer::publish_batch).
+    ///
+    /// # Errors
+    /// [`PublishError::BatchTooLarge`] over the capacity, and those of [`publish`](Self::publish).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::ipc::{ShmOptions, ShmRing};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-batch-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
+    /// let _consumer = ring.consumer("c")?;
+    /// let mut producer = ring.producer()?;
+    /// assert_eq!(producer.publish_batch(3, |slot, i| *slot = i as u64)?, 0..3);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_batch(
+        &mut self,
+        n: usize,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        self.batch(n, Mode::Block, write)
+    }
+
+    /// [`publish_batch`](Self::publish_batch) if there is room for all `n` now.
+    ///
+    /// # Errors
+    /// [`PublishError::Full`], and those of [`publish_batch`](Self::publish_batch).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-tbatch-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
+    /// let _consumer = ring.consumer("c")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.try_publish_batch(3, |slot, i| *slot = i as u64)?;
+    /// assert_eq!(producer.try_publish_batch(2, |slot, _| *slot = 0), Err(PublishError::Full));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_publish_batch(
+        &mut self,
+        n: usize,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        self.batch(n, Mode::Try, write)
+    }
+
+    /// [`publish_batch`](Self::publish_batch), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`], and those of [`publish_batch`](Self::publish_batch).
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # use std::time::Duration;
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-btime-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
+    /// let _consumer = ring.consumer("c")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.publish_batch(4, |slot, i| *slot = i as u64)?;
+    /// let late = producer.publish_batch_timeout(1, Duration::from_millis(5), |slot, _| *slot = 9);
+    /// assert_eq!(late, Err(PublishError::Timeout));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_batch_timeout(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        write: impl FnMut(&mut E, usize),
+    ) -> Result<Range<i64>, PublishError> {
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        self.batch(n, Mode::Until(deadline), write)
+    }
+
+    /// The highest published (single) or claimed (multi) sequence, for monitoring.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::ipc::{ShmOptions, ShmRing};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-cur-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
+    /// let producer = ring.producer()?;
+    /// assert_eq!(producer.cursor(), -1);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cursor(&self) -> i64 {
+        if self.is_single() {
+            self.segment.single().cursor_acquire()
+        } else {
+            self.segment.multi().cursor()
+        }
+    }
+
+    /// Closes the ring for every producer: consumers drain what was published and end.
+    /// Idempotent; dropping the single producer (or the last multi producer) does it too.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-close-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::multi_producer(4))?;
+    /// let _consumer = ring.consumer("c")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.close();
+    /// assert_eq!(producer.publish(|e| *e = 1), Err(PublishError::Shutdown));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&mut self) {
+        ring::close(&self.segment, &self.waiter);
+    }
+}
+
+impl<E> Drop for ShmProducer<E> {
+    fn drop(&mut self) {
+        let segment = &self.segment;
+        let control = segment.control();
+        if segment.header().kind == KIND_SINGLE {
+            ring::close(segment, &self.waiter);
+            table::producer_free(segment.producers(), self.entry);
+            control.producers.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        table::producer_free(segment.producers(), self.entry);
+        if control.producers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ring::close_after_last_producer(segment);
+        }
+        use crate::protocol::wait::WaitStrategy;
+        self.waiter.notify();
+    }
+}
+
+impl<E> std::fmt::Debug for ShmProducer<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmProducer")
+            .field("path", &self.segment.path())
+            .field("entry", &self.entry)
+            .finish()
+    }
+}
