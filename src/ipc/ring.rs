@@ -3,7 +3,7 @@
 //! closing, and the liveness pass that removes dead stages and repairs dead producers.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::segment::{ReportSlot, Segment, KIND_SINGLE, REPORTS};
 use super::wait::IpcWaiter;
@@ -32,10 +32,7 @@ impl AsMulti for Segment {
 /// starts after, each read with the ordering the join protocol needs (`protocol::table`).
 pub(crate) fn join_bound(segment: &Segment) -> i64 {
     if segment.header().kind == KIND_SINGLE {
-        // Only the producer moves the cursor; a SeqCst fence on both sides orders the table
-        // access of one against the cursor read of the other.
-        fence(Ordering::SeqCst);
-        segment.single().cursor_acquire()
+        segment.single().join_bound()
     } else {
         segment.multi().claimed_rmw()
     }

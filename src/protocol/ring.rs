@@ -115,6 +115,7 @@ pub(crate) struct Skips<'a> {
 
 impl<'a> Skips<'a> {
     /// The view over `marks` (one per slot, a power-of-two count) and `highest`.
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn new(marks: &'a [AtomicI64], highest: &'a AtomicI64) -> Self {
         debug_assert!(marks.len().is_power_of_two());
         Self {
@@ -171,6 +172,7 @@ impl<'a, E> Slots<'a, E> {
     ///
     /// # Safety
     /// `base` points at `capacity` initialized slots that stay alive and in place for `'a`.
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) unsafe fn from_raw(base: *const UnsafeCell<E>, capacity: usize) -> Self {
         debug_assert!(capacity.is_power_of_two());
         Slots {

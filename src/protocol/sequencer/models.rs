@@ -178,8 +178,8 @@ fn halt_releases_a_waiting_producer<S: SequencerImpl>() {
         assert!(core.sequencer.highest_published(0) <= 1);
         // Room for two more: only the lifecycle can refuse this claim now.
         gate.set(1);
-        let late = publish::claim(&core, &mut local, 1, Mode::Try).map(|claim| {
-            publish::write_one(&core, claim, |slot| *slot = 9);
+        let late = publish::claim(&*core, &mut local, 1, Mode::Try).map(|claim| {
+            publish::write_one(&*core, claim, |slot| *slot = 9);
         });
         assert_eq!(late, Err(PublishError::Shutdown));
     });

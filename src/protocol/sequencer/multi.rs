@@ -83,6 +83,7 @@ pub(crate) struct MultiRef<'a> {
 
 impl<'a> MultiRef<'a> {
     /// The view over `words` and `available` (a power-of-two length).
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn new(words: &'a MultiWords, available: &'a [AtomicI32]) -> Self {
         debug_assert!(available.len().is_power_of_two());
         Self {
@@ -262,6 +263,15 @@ impl<'a> MultiRef<'a> {
         }
     }
 
+    /// One claim attempt from `current` (loom models of a producer that dies after it).
+    #[cfg(all(test, loom))]
+    pub(crate) fn try_claim_once(self, current: i64, n: i64) -> bool {
+        self.words
+            .next
+            .compare_exchange(current, current + n, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    }
+
     pub(crate) fn refuse(self) {
         // Release: a claim that sees the bit (and reloads with Acquire) sees the lifecycle
         // change the caller made before this call.
@@ -286,6 +296,7 @@ impl<'a> MultiRef<'a> {
 
     /// Whether `sequence` is published (Acquire): a survivor's check before it repairs a dead
     /// producer's claim (`crate::ipc`).
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn is_published(self, sequence: i64) -> bool {
         self.lookup.entry(sequence).load(Ordering::Acquire) == Lookup::stamp(sequence)
     }
@@ -319,6 +330,7 @@ impl<'a> MultiRef<'a> {
     /// counter: ordered in the counter's modification order against every claim and every
     /// other such read. A cross-process joiner and a producer rereading the gating table both
     /// take it so, and one of them sees the other (see `crate::ipc`).
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn claimed_rmw(self) -> i64 {
         (self.words.next.fetch_add(0, Ordering::AcqRel) & !FLAGS) - 1
     }

@@ -117,7 +117,18 @@ impl Single {
     }
 
     /// The published cursor, `Acquire`.
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn cursor_acquire(&self) -> i64 {
+        self.cursor.get()
+    }
+
+    /// The bound of the cross-process join protocol (`protocol::table`): the published cursor,
+    /// after a SeqCst fence. Only the producer moves the cursor, so a read-modify-write on it
+    /// would not order anything (the producer's plain stores break release sequences); the
+    /// fences on both sides do: either the joiner's cursor read comes after the producer's
+    /// last publish, or the producer's table read sees the joiner's entry.
+    pub(crate) fn join_bound(&self) -> i64 {
+        crate::sync::fence(Ordering::SeqCst);
         self.cursor.get()
     }
 
