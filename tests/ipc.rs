@@ -135,7 +135,11 @@ fn check_stream(counts: &mut Vec<u64>, msg: &Msg) {
     if counts.len() <= p {
         counts.resize(p + 1, 0);
     }
-    assert_eq!(msg.n, counts[p], "producer {p}: expected {} next, got {}", counts[p], msg.n);
+    assert_eq!(
+        msg.n, counts[p],
+        "producer {p}: expected {} next, got {}",
+        counts[p], msg.n
+    );
     counts[p] += 1;
 }
 
@@ -234,7 +238,11 @@ fn child() {
     }
 }
 
-fn kid_args(multi: bool, capacity: usize, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+fn kid_args(
+    multi: bool,
+    capacity: usize,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
     let mut args = vec![
         ("KIND", if multi { "multi" } else { "single" }.to_string()),
         ("CAPACITY", capacity.to_string()),
@@ -266,7 +274,11 @@ fn exactly_once_across_five_processes_with_two_producers_multicast_and_a_pipelin
         Kid::spawn(
             "consumer",
             &path,
-            &kid_args(true, capacity, &[("NAME", name.into()), ("AFTER", after.into())]),
+            &kid_args(
+                true,
+                capacity,
+                &[("NAME", name.into()), ("AFTER", after.into())],
+            ),
         )
     };
     let a = consumer("a", "");
@@ -280,7 +292,11 @@ fn exactly_once_across_five_processes_with_two_producers_multicast_and_a_pipelin
             Kid::spawn(
                 "producer",
                 &path,
-                &kid_args(true, capacity, &[("ID", id.to_string()), ("COUNT", EACH.to_string())]),
+                &kid_args(
+                    true,
+                    capacity,
+                    &[("ID", id.to_string()), ("COUNT", EACH.to_string())],
+                ),
             )
         })
         .collect();
@@ -308,13 +324,21 @@ fn a_consumer_killed_mid_stream_is_evicted_and_the_producer_and_the_others_carry
         let mut victim = Kid::spawn(
             "consumer-stalls",
             &path,
-            &kid_args(multi, capacity, &[("NAME", "victim".into()), ("COUNT", "100".into())]),
+            &kid_args(
+                multi,
+                capacity,
+                &[("NAME", "victim".into()), ("COUNT", "100".into())],
+            ),
         );
         victim.expect("ATTACHED");
         let survivor = Kid::spawn(
             "consumer",
             &path,
-            &kid_args(multi, capacity, &[("NAME", "survivor".into()), ("AFTER", String::new())]),
+            &kid_args(
+                multi,
+                capacity,
+                &[("NAME", "survivor".into()), ("AFTER", String::new())],
+            ),
         );
         survivor.expect("ATTACHED");
         let mut producer = ring.producer().unwrap();
@@ -327,7 +351,9 @@ fn a_consumer_killed_mid_stream_is_evicted_and_the_producer_and_the_others_carry
         });
         assert_eq!(victim.expect("STALLED"), "STALLED 100");
         until("the producer to block on the stalled victim", || {
-            ring.stages().iter().any(|s| s.name == "survivor" && s.sequence >= 100 + capacity as i64 - 1)
+            ring.stages()
+                .iter()
+                .any(|s| s.name == "survivor" && s.sequence >= 100 + capacity as i64 - 1)
         });
         victim.kill();
         let killed = Instant::now();
@@ -360,7 +386,11 @@ fn a_multi_producer_killed_mid_claim_leaves_a_hole_that_is_repaired_and_nothing_
     let mut victim = Kid::spawn(
         "producer-dies-mid-claim",
         &path,
-        &kid_args(true, capacity, &[("ID", "1".into()), ("COUNT", BEFORE.to_string())]),
+        &kid_args(
+            true,
+            capacity,
+            &[("ID", "1".into()), ("COUNT", BEFORE.to_string())],
+        ),
     );
     // Consume while the victim publishes, until it holds its claim.
     let mut counts = Vec::new();
@@ -405,7 +435,11 @@ fn a_multi_producer_killed_mid_claim_leaves_a_hole_that_is_repaired_and_nothing_
     let evictions = ring.evictions();
     assert_eq!(evictions.len(), 1, "{evictions:?}");
     assert_eq!(
-        (evictions[0].kind, evictions[0].sequence, evictions[0].repaired),
+        (
+            evictions[0].kind,
+            evictions[0].sequence,
+            evictions[0].repaired
+        ),
         (EvictionKind::Producer, BEFORE as i64, 1)
     );
 }
@@ -430,7 +464,10 @@ fn a_dead_single_producer_closes_the_ring_once_consumers_drained() {
     assert!(ring.is_closed());
     let evictions = ring.evictions();
     assert_eq!(evictions.len(), 1);
-    assert_eq!((evictions[0].kind, evictions[0].sequence), (EvictionKind::Producer, COUNT as i64 - 1));
+    assert_eq!(
+        (evictions[0].kind, evictions[0].sequence),
+        (EvictionKind::Producer, COUNT as i64 - 1)
+    );
 }
 
 #[test]
@@ -444,10 +481,22 @@ fn opening_with_another_type_capacity_or_producer_kind_is_refused_saying_what_di
         b: u64,
     }
     let cases: Vec<(&str, Result<(), ShmError>)> = vec![
-        ("event size and alignment", ShmRing::<u32>::open(&path, options(true, 64)).map(drop)),
-        ("event type fingerprint", ShmRing::<Other>::open(&path, options(true, 64)).map(drop)),
-        ("capacity", ShmRing::<Msg>::open(&path, options(true, 128)).map(drop)),
-        ("producer kind", ShmRing::<Msg>::open(&path, options(false, 64)).map(drop)),
+        (
+            "event size and alignment",
+            ShmRing::<u32>::open(&path, options(true, 64)).map(drop),
+        ),
+        (
+            "event type fingerprint",
+            ShmRing::<Other>::open(&path, options(true, 64)).map(drop),
+        ),
+        (
+            "capacity",
+            ShmRing::<Msg>::open(&path, options(true, 128)).map(drop),
+        ),
+        (
+            "producer kind",
+            ShmRing::<Msg>::open(&path, options(false, 64)).map(drop),
+        ),
     ];
     for (want, got) in cases {
         match got {
@@ -468,7 +517,11 @@ fn opening_with_another_type_capacity_or_producer_kind_is_refused_saying_what_di
     ));
     std::fs::remove_file(&junk).unwrap();
     // Out-of-bounds options.
-    for bad in [options(true, 3), options(true, 64).stages(0), options(true, 64).stages(65)] {
+    for bad in [
+        options(true, 3),
+        options(true, 64).stages(0),
+        options(true, 64).stages(65),
+    ] {
         assert!(matches!(
             ShmRing::<Msg>::create(path.with_extension("bad"), bad),
             Err(ShmError::Layout { .. })
@@ -476,7 +529,10 @@ fn opening_with_another_type_capacity_or_producer_kind_is_refused_saying_what_di
     }
     // Owner-only permissions by default.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -512,20 +568,37 @@ fn the_single_producer_is_exclusive_and_closed_rings_take_no_one() {
     let ring = ShmRing::<Msg>::create(&path, options(false, 8)).unwrap();
     let _c = ring.consumer("c").unwrap();
     let mut p = ring.producer().unwrap();
-    assert!(matches!(ring.producer(), Err(ShmError::ProducerTaken { .. })));
+    assert!(matches!(
+        ring.producer(),
+        Err(ShmError::ProducerTaken { .. })
+    ));
     p.publish(|m| m.n = 1).unwrap();
     drop(p);
     assert!(matches!(ring.producer(), Err(ShmError::Closed)));
     assert!(matches!(ring.consumer("late"), Err(ShmError::Closed)));
-    assert!(matches!(ring.consumer_after("x", &["nobody"]), Err(ShmError::Closed)));
-    let multi = ShmRing::<Msg>::create(path.with_extension("m"), options(true, 8).producers(2)).unwrap();
+    assert!(matches!(
+        ring.consumer_after("x", &["nobody"]),
+        Err(ShmError::Closed)
+    ));
+    let multi =
+        ShmRing::<Msg>::create(path.with_extension("m"), options(true, 8).producers(2)).unwrap();
     let _a = multi.producer().unwrap();
     let _b = multi.producer().unwrap();
-    assert!(matches!(multi.producer(), Err(ShmError::ProducersFull { producers: 2 })));
-    assert!(matches!(multi.consumer_after("x", &["nobody"]), Err(ShmError::UnknownStage { .. })));
-    let full = ShmRing::<Msg>::create(path.with_extension("s"), options(true, 8).stages(1)).unwrap();
+    assert!(matches!(
+        multi.producer(),
+        Err(ShmError::ProducersFull { producers: 2 })
+    ));
+    assert!(matches!(
+        multi.consumer_after("x", &["nobody"]),
+        Err(ShmError::UnknownStage { .. })
+    ));
+    let full =
+        ShmRing::<Msg>::create(path.with_extension("s"), options(true, 8).stages(1)).unwrap();
     let _one = full.consumer("one").unwrap();
-    assert!(matches!(full.consumer("two"), Err(ShmError::StagesFull { stages: 1 })));
+    assert!(matches!(
+        full.consumer("two"),
+        Err(ShmError::StagesFull { stages: 1 })
+    ));
     // No stage attached: publishing is refused rather than lost.
     let lonely = ShmRing::<Msg>::create(path.with_extension("l"), options(true, 8)).unwrap();
     let mut lp = lonely.producer().unwrap();

@@ -23,7 +23,7 @@ use crate::{EventHandler, PollState};
 /// `Send`, not `Sync`: one thread consumes.
 ///
 /// ```
-/// # #[cfg(target_os = "linux")] {
+/// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// use ringmq::ipc::{ShmOptions, ShmRing};
 /// use ringmq::PollState;
 /// # let path = std::env::temp_dir().join(format!("ringmq-doc-sc-{}", std::process::id()));
@@ -85,9 +85,14 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
                 }
             }
         }
-        let joined = table::join(stages, name, mask, process::me_cached(), process::now_ns(), || {
-            ring::join_bound(&segment)
-        })
+        let joined = table::join(
+            stages,
+            name,
+            mask,
+            process::me_cached(),
+            process::now_ns(),
+            || ring::join_bound(&segment),
+        )
         .map_err(|JoinError::Full| ShmError::StagesFull {
             stages: stages.len(),
         })?;
@@ -109,7 +114,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// The stage's name.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-name-{}", std::process::id()));
     /// # let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(8))?;
     /// let consumer = ring.consumer("audit")?;
@@ -124,7 +129,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// The last sequence handled (`first_sequence() - 1` before the first).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-seq-{}", std::process::id()));
     /// # let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(8))?;
     /// let consumer = ring.consumer("audit")?;
@@ -139,7 +144,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// The first sequence this stage sees: the first published after it joined.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-first-{}", std::process::id()));
     /// # let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(8))?;
     /// let early = ring.consumer("early")?;
@@ -219,7 +224,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// `false` (that event is the last handed over), then releases them. Does not wait.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PollState};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-poll-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
@@ -258,7 +263,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// many it handled. The same closure as [`Consumer::new`](crate::Consumer::new)'s.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-run-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
@@ -301,7 +306,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// `on_shutdown` once the ring is drained. Returns how many events it handled.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// struct Count(u64);
     /// impl ringmq::EventHandler<u64> for Count {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// to change.
 ///
 /// ```
-/// # #[cfg(target_os = "linux")] {
+/// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// use ringmq::ipc::{ShmError, ShmOptions, ShmRing};
 /// let path = std::env::temp_dir().join(format!("ringmq-doc-err-{}", std::process::id()));
 /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;

@@ -7,7 +7,7 @@
 //! skipped slots. A publish closure and a handler closure written for threads work unchanged:
 //!
 //! ```
-//! # #[cfg(target_os = "linux")] {
+//! # #[cfg(all(target_os = "linux", not(miri)))] {
 //! use ringmq::ipc::{ShmOptions, ShmRing};
 //!
 //! #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -290,7 +290,7 @@ pub enum EvictionKind {
 /// A participant removed because its process died: who, and where the ring was.
 ///
 /// ```
-/// # #[cfg(target_os = "linux")] {
+/// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// # let path = std::env::temp_dir().join(format!("ringmq-doc-ev-{}", std::process::id()));
 /// # let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(8))?;
 /// for eviction in ring.evictions() {
@@ -332,7 +332,7 @@ pub struct StageStatus {
 /// consumer handles. `Send + Sync`: share it between this process's threads.
 ///
 /// ```
-/// # #[cfg(target_os = "linux")] {
+/// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// use ringmq::ipc::{ShmOptions, ShmRing};
 /// let path = std::env::temp_dir().join(format!("ringmq-doc-ring-{}", std::process::id()));
 /// let ring = ShmRing::<u64>::create(&path, ShmOptions::multi_producer(64))?;
@@ -372,7 +372,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// uses a segment at `path`, [`ShmError::Io`] if the file cannot be made.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// let path = std::env::temp_dir().join(format!("ringmq-doc-create-{}", std::process::id()));
     /// let ring = ShmRing::<[u8; 64]>::create(&path, ShmOptions::single_producer(1024))?;
@@ -394,7 +394,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// [`ShmError::NotReady`], [`ShmError::Io`].
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmError, ShmOptions, ShmRing};
     /// let path = std::env::temp_dir().join(format!("ringmq-doc-open-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(64))?;
@@ -417,7 +417,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// [`ShmError::ProducerTaken`], [`ShmError::ProducersFull`], [`ShmError::Closed`].
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmError, ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-prod-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(64))?;
@@ -438,7 +438,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// [`ShmError::StagesFull`], [`ShmError::Closed`].
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-cons-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(64))?;
@@ -460,7 +460,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// [`consumer`](Self::consumer).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-after-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(64))?;
@@ -477,7 +477,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// The ring's capacity.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-cap-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// assert_eq!(ring.capacity(), 32);
@@ -491,7 +491,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// The segment's file.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-path-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// assert!(ring.path().exists());
@@ -505,7 +505,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// Leaves the file in place when this (creating) handle drops.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-keep-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// let path = ring.keep_file();
@@ -522,7 +522,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// Whether the ring is closed (the producer side closed, or the single producer died).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-closed-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// let mut producer = ring.producer()?;
@@ -541,7 +541,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// anything.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-live-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// assert!(!ring.check_liveness()); // nobody died
@@ -564,7 +564,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// The participants removed because their process died, oldest first (the newest 16).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-evs-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// assert!(ring.evictions().is_empty());
@@ -604,7 +604,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     /// The attached stages.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-stages-{}", std::process::id()));
     /// let ring = ringmq::ipc::ShmRing::<u64>::create(&path, ringmq::ipc::ShmOptions::single_producer(32))?;
     /// let _audit = ring.consumer("audit")?;
@@ -621,7 +621,9 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
                 name: s.name(),
                 pid: s.owner().pid,
                 sequence: s.sequence.get(),
-                heartbeat_age: Duration::from_nanos(process::now_ns().saturating_sub(s.heartbeat())),
+                heartbeat_age: Duration::from_nanos(
+                    process::now_ns().saturating_sub(s.heartbeat()),
+                ),
             })
             .collect()
     }

@@ -25,7 +25,7 @@ use crate::protocol::table;
 /// the last multi producer) closes the ring.
 ///
 /// ```
-/// # #[cfg(target_os = "linux")] {
+/// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// use ringmq::ipc::{ShmOptions, ShmRing};
 /// # let path = std::env::temp_dir().join(format!("ringmq-doc-sp-{}", std::process::id()));
 /// let ring = ShmRing::<u64>::create(&path, ShmOptions::multi_producer(8))?;
@@ -172,7 +172,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::Shutdown`] once the ring is closed.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-pub-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
@@ -194,7 +194,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::Full`], and those of [`publish`](Self::publish).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-try-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(2))?;
@@ -217,7 +217,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::Timeout`], and those of [`publish`](Self::publish).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # use std::time::Duration;
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-pto-{}", std::process::id()));
@@ -246,7 +246,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::BatchTooLarge`] over the capacity, and those of [`publish`](Self::publish).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-batch-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(8))?;
@@ -270,7 +270,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::Full`], and those of [`publish_batch`](Self::publish_batch).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-tbatch-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
@@ -295,7 +295,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// [`PublishError::Timeout`], and those of [`publish_batch`](Self::publish_batch).
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # use std::time::Duration;
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-btime-{}", std::process::id()));
@@ -321,7 +321,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     /// The highest published (single) or claimed (multi) sequence, for monitoring.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::ipc::{ShmOptions, ShmRing};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-cur-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
@@ -338,11 +338,35 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
         }
     }
 
+    /// Free slots: the capacity minus what is claimed and not yet released by every stage.
+    /// Equal to the capacity once every stage has handled everything published.
+    ///
+    /// ```
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
+    /// # use ringmq::ipc::{ShmOptions, ShmRing};
+    /// # let path = std::env::temp_dir().join(format!("ringmq-doc-rem-{}", std::process::id()));
+    /// let ring = ShmRing::<u64>::create(&path, ShmOptions::single_producer(4))?;
+    /// let mut consumer = ring.consumer("c")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.publish_batch(3, |slot, _| *slot = 0)?;
+    /// assert_eq!(producer.remaining_capacity(), 1);
+    /// consumer.poll(|_, _, _| true);
+    /// assert_eq!(producer.remaining_capacity(), 4);
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remaining_capacity(&self) -> usize {
+        let capacity = self.segment.layout().capacity as i64;
+        let claimed = self.cursor();
+        let released = crate::protocol::table::gating_minimum(self.segment.stages(), claimed);
+        (capacity - (claimed - released).clamp(0, capacity)) as usize
+    }
+
     /// Closes the ring for every producer: consumers drain what was published and end.
     /// Idempotent; dropping the single producer (or the last multi producer) does it too.
     ///
     /// ```
-    /// # #[cfg(target_os = "linux")] {
+    /// # #[cfg(all(target_os = "linux", not(miri)))] {
     /// # use ringmq::{ipc::{ShmOptions, ShmRing}, PublishError};
     /// # let path = std::env::temp_dir().join(format!("ringmq-doc-close-{}", std::process::id()));
     /// let ring = ShmRing::<u64>::create(&path, ShmOptions::multi_producer(4))?;

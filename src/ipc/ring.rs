@@ -14,7 +14,9 @@ use crate::protocol::publish::Target;
 use crate::protocol::ring::{Skips, Slots, Source};
 use crate::protocol::sequencer::multi::{AsMulti, MultiRef, MultiWords};
 use crate::protocol::sequencer::{ClaimContext, LocalClaim, Mode, SequencerImpl, Single};
-use crate::protocol::table::{self, Owner, ProducerEntry, Repair, Repairable, ACTIVE, JOINING, REPAIRING};
+use crate::protocol::table::{
+    self, Owner, ProducerEntry, Repair, Repairable, ACTIVE, JOINING, REPAIRING,
+};
 use crate::protocol::wait::WaitStrategy;
 
 impl AsMulti for Segment {
@@ -117,7 +119,12 @@ macro_rules! target_common {
 impl<E> Target for Cx<'_, E, Single> {
     target_common!();
     #[inline]
-    fn claim_sequences(&self, local: &mut LocalClaim, n: i64, mode: Mode) -> Result<i64, PublishError> {
+    fn claim_sequences(
+        &self,
+        local: &mut LocalClaim,
+        n: i64,
+        mode: Mode,
+    ) -> Result<i64, PublishError> {
         <Single as SequencerImpl>::claim(self, local, n, mode)
     }
     #[inline]
@@ -130,7 +137,12 @@ impl<E> Target for Cx<'_, E, Single> {
 impl<E> Target for Cx<'_, E, Segment> {
     target_common!();
     #[inline]
-    fn claim_sequences(&self, _local: &mut LocalClaim, n: i64, mode: Mode) -> Result<i64, PublishError> {
+    fn claim_sequences(
+        &self,
+        _local: &mut LocalClaim,
+        n: i64,
+        mode: Mode,
+    ) -> Result<i64, PublishError> {
         MultiRef::claim(self, n, mode)
     }
     #[inline]
@@ -217,7 +229,14 @@ fn close_after_dead_single(segment: &Segment) {
 }
 
 /// Appends an eviction report to the segment's log (the newest [`REPORTS`] are kept).
-fn report(segment: &Segment, kind: EvictionKind, owner: Owner, name: &str, sequence: i64, count: u64) {
+fn report(
+    segment: &Segment,
+    kind: EvictionKind,
+    owner: Owner,
+    name: &str,
+    sequence: i64,
+    count: u64,
+) {
     let control = segment.control();
     let n = control.reports.fetch_add(1, Ordering::AcqRel);
     let slot: &ReportSlot = &control.report[(n % REPORTS as u64) as usize];
@@ -230,7 +249,10 @@ fn report(segment: &Segment, kind: EvictionKind, owner: Owner, name: &str, seque
     let len = name.len().min(table::NAME_LEN);
     bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
     for (word, chunk) in slot.name.iter().zip(bytes.chunks(8)) {
-        word.store(u64::from_le_bytes(chunk.try_into().unwrap()), Ordering::Relaxed);
+        word.store(
+            u64::from_le_bytes(chunk.try_into().unwrap()),
+            Ordering::Relaxed,
+        );
     }
     // Release: a reader that sees the stamp sees the fields.
     slot.stamp.store(n + 1, Ordering::Release);
@@ -347,7 +369,14 @@ pub(crate) fn maintain(segment: &Segment) -> bool {
                     "ringmq ipc: producer pid {} died; {repaired} claimed, unpublished event(s) from {lo} published as skipped",
                     owner.pid
                 ));
-                report(segment, EvictionKind::Producer, owner, "producer", lo, repaired);
+                report(
+                    segment,
+                    EvictionKind::Producer,
+                    owner,
+                    "producer",
+                    lo,
+                    repaired,
+                );
                 table::producer_free(segment.producers(), index);
                 if segment.control().producers.fetch_sub(1, Ordering::AcqRel) == 1 {
                     close_after_last_producer(segment);

@@ -158,8 +158,10 @@ impl Layout {
         const LINE: usize = 128;
         let control = HEADER_SPACE;
         let stage_table = align_up(control + size_of::<Control>(), LINE)?;
-        let producer_table =
-            align_up(stage_table.checked_add(stages.checked_mul(size_of::<StageEntry>())?)?, LINE)?;
+        let producer_table = align_up(
+            stage_table.checked_add(stages.checked_mul(size_of::<StageEntry>())?)?,
+            LINE,
+        )?;
         let available = align_up(
             producer_table
                 .checked_add(producers.checked_mul(size_of::<CachePadded<ProducerEntry>>())?)?,
@@ -193,7 +195,21 @@ pub(crate) enum Backing {
     #[allow(dead_code)]
     Mapped(memmap2::MmapRaw),
     #[cfg(test)]
-    Heap(Box<[CachePadded<[u8; 128]>]>),
+    #[allow(dead_code)]
+    Heap(HeapBuffer),
+}
+
+/// Test only: a heap buffer owned through a raw pointer, as a mapping is (a `Box` moved after
+/// the base pointer was taken from it would retag it, and miri rightly rejects the pointer).
+#[cfg(test)]
+pub(crate) struct HeapBuffer(*mut [CachePadded<[u8; 128]>]);
+
+#[cfg(test)]
+impl Drop for HeapBuffer {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::into_raw` in `Segment::on_heap`, dropped once, here.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
 }
 
 /// A segment mapped by this process: the base and the checked layout. Every reference into it
@@ -206,10 +222,10 @@ pub(crate) struct Segment {
     _backing: Backing,
 }
 
-// SAFETY: the segment is shared memory accessed only through atomics (the shared words) and
-// through the ring protocol (the slots, `E: Pod + Send + Sync` enforced by the front ends); the
-// base pointer itself is never written. Exercised across threads by tests/ipc.rs and under
-// miri by `ipc::segment::tests::two_views_of_one_segment_hand_events_over`.
+// Exercised across threads and processes by tests/ipc.rs, under miri by
+// `ipc::tests::two_views_of_one_segment_hand_events_over`.
+// SAFETY: shared memory accessed only through atomics (the shared words) and the ring protocol
+// (the slots, `E: Pod + Send + Sync` by the front ends); the base pointer is never written.
 unsafe impl Send for Segment {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Segment {}
@@ -230,7 +246,12 @@ pub(crate) struct Params {
 }
 
 fn platform() -> u64 {
-    (size_of::<usize>() as u64) | if cfg!(target_endian = "big") { 1 << 8 } else { 0 }
+    (size_of::<usize>() as u64)
+        | if cfg!(target_endian = "big") {
+            1 << 8
+        } else {
+            0
+        }
 }
 
 impl Segment {
@@ -318,12 +339,20 @@ impl Segment {
 
     /// Opens the segment at `path` and checks it against what this process expects: `Err`
     /// naming the first thing that differs.
-    pub(crate) fn open(path: &Path, expect: Params, wait_ready: std::time::Duration) -> Result<Self, ShmError> {
+    pub(crate) fn open(
+        path: &Path,
+        expect: Params,
+        wait_ready: std::time::Duration,
+    ) -> Result<Self, ShmError> {
         let io = |source| ShmError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
         let (header, layout) = Self::read_header(&file, path, wait_ready)?;
         check(&header, &expect)?;
         let map = memmap2::MmapOptions::new()
@@ -343,7 +372,11 @@ impl Segment {
     /// Reads and checks the header of an open segment file: magic, version, platform, the
     /// layout's bounds, and the file's length against the layout. Waits (bounded) for the
     /// creator to finish building.
-    fn read_header(file: &File, path: &Path, wait_ready: std::time::Duration) -> Result<(Header, Layout), ShmError> {
+    fn read_header(
+        file: &File,
+        path: &Path,
+        wait_ready: std::time::Duration,
+    ) -> Result<(Header, Layout), ShmError> {
         let io = |source| ShmError::Io {
             path: path.to_owned(),
             source,
@@ -363,10 +396,10 @@ impl Segment {
         let base = map.as_ptr();
         let deadline = std::time::Instant::now() + wait_ready;
         loop {
-            // SAFETY: `base` maps `need` bytes, enough for the header and `Control`, whose
-            // `ready` word is read atomically; the header is copied with a volatile read (a
-            // peer may write it: never a reference to it). Tested by the mismatch and stale
-            // tests of tests/ipc.rs.
+            // Tested by the mismatch and stale-segment tests of tests/ipc.rs.
+            // SAFETY: `base` maps `need` bytes (the header and `Control`); `ready` is read
+            // atomically, the header copied with a volatile read (a peer may write it: never a
+            // reference to it).
             let (header, ready) = unsafe {
                 let ready = &*(base.add(HEADER_SPACE + std::mem::offset_of!(Control, ready))
                     as *const AtomicU32);
@@ -479,7 +512,10 @@ impl Segment {
         if process::alive(creator) {
             return Some(creator.pid);
         }
-        let stages = self.stages().iter().filter(|s| s.state() != crate::protocol::table::FREE);
+        let stages = self
+            .stages()
+            .iter()
+            .filter(|s| s.state() != crate::protocol::table::FREE);
         for owner in stages.map(|s| s.owner()) {
             if process::alive(owner) {
                 return Some(owner.pid);
@@ -500,9 +536,10 @@ impl Segment {
     /// and the mapping covers `self.layout.total` bytes.
     unsafe fn build(&self) {
         let l = self.layout;
-        // SAFETY (each write): offsets from `Layout::new`, aligned for their types (every
+        // Miri: `two_views_of_one_segment_hand_events_over` (the heap segment is built here).
+        // SAFETY: each write is at an offset from `Layout::new`, aligned for its type (every
         // region starts at a multiple of 128 and the types have alignment <= 128) and inside
-        // `total`; nobody else reads before `ready`. Miri: `two_views_of_one_segment_hand_events_over`.
+        // `total`; nobody else reads before `ready`.
         unsafe {
             std::ptr::write_volatile(self.base as *mut Header, self.header);
             let control = self.base.add(l.control) as *mut Control;
@@ -511,7 +548,10 @@ impl Segment {
                 std::ptr::addr_of_mut!((*control).single),
                 <Single as SequencerImpl>::new(l.capacity),
             );
-            std::ptr::write(std::ptr::addr_of_mut!((*control).multi), MultiWords::new(l.capacity));
+            std::ptr::write(
+                std::ptr::addr_of_mut!((*control).multi),
+                MultiWords::new(l.capacity),
+            );
             std::ptr::write(
                 std::ptr::addr_of_mut!((*control).highest_skipped),
                 CachePadded::new(AtomicI64::new(-1)),
@@ -537,11 +577,8 @@ impl Segment {
             // No live stage yet: producers are refused (`NoConsumers`) until one joins.
             (*control).phase.set_no_stage(true);
             (*control).single.refuse();
-            crate::protocol::sequencer::multi::MultiRef::new(
-                &(*control).multi,
-                self.available(),
-            )
-            .refuse();
+            crate::protocol::sequencer::multi::MultiRef::new(&(*control).multi, self.available())
+                .refuse();
             (*control).ready.store(1, Ordering::Release);
         }
     }
@@ -643,9 +680,11 @@ impl Segment {
             params.event_align,
         )
         .unwrap();
-        let mut buf: Box<[CachePadded<[u8; 128]>]> =
-            (0..layout.total / 128).map(|_| CachePadded::new([0u8; 128])).collect();
-        let base = buf.as_mut_ptr() as *mut u8;
+        let buf: Box<[CachePadded<[u8; 128]>]> = (0..layout.total / 128)
+            .map(|_| CachePadded::new([0u8; 128]))
+            .collect();
+        let buf = Box::into_raw(buf);
+        let base = buf as *mut u8;
         let me = process::me();
         let segment = Segment {
             base,
@@ -668,29 +707,23 @@ impl Segment {
                 platform: platform(),
             },
             path: PathBuf::from("(heap)"),
-            _backing: Backing::Heap(buf),
+            _backing: Backing::Heap(HeapBuffer(buf)),
         };
         // SAFETY: a fresh buffer of `total` bytes, 128-aligned, this thread's only.
         unsafe { segment.build() };
         segment
     }
-
-    /// Test only: a second view of the same heap segment, as a second process's mapping is.
-    #[cfg(test)]
-    pub(crate) fn second_view(&self) -> SegmentView<'_> {
-        SegmentView { of: self }
-    }
-}
-
-/// Test only: another view of a heap segment, borrowing the first.
-#[cfg(test)]
-pub(crate) struct SegmentView<'a> {
-    pub(crate) of: &'a Segment,
 }
 
 /// Checks a segment's header against what the opener expects; `Err` says what differs.
 fn check(h: &Header, expect: &Params) -> Result<(), ShmError> {
-    let kind = |k: u32| if k == KIND_SINGLE { "single producer" } else { "multi producer" };
+    let kind = |k: u32| {
+        if k == KIND_SINGLE {
+            "single producer"
+        } else {
+            "multi producer"
+        }
+    };
     let mismatch = |what, segment: String, expected: String| {
         Err(ShmError::Mismatch {
             what,
@@ -702,7 +735,10 @@ fn check(h: &Header, expect: &Params) -> Result<(), ShmError> {
         return mismatch(
             "event size and alignment",
             format!("{} bytes, aligned to {}", h.event_size, h.event_align),
-            format!("{} bytes, aligned to {}", expect.event_size, expect.event_align),
+            format!(
+                "{} bytes, aligned to {}",
+                expect.event_size, expect.event_align
+            ),
         );
     }
     if h.fingerprint != expect.fingerprint {
@@ -713,10 +749,18 @@ fn check(h: &Header, expect: &Params) -> Result<(), ShmError> {
         );
     }
     if expect.capacity != 0 && h.capacity != expect.capacity as u64 {
-        return mismatch("capacity", h.capacity.to_string(), expect.capacity.to_string());
+        return mismatch(
+            "capacity",
+            h.capacity.to_string(),
+            expect.capacity.to_string(),
+        );
     }
     if h.kind != expect.kind {
-        return mismatch("producer kind", kind(h.kind).into(), kind(expect.kind).into());
+        return mismatch(
+            "producer kind",
+            kind(h.kind).into(),
+            kind(expect.kind).into(),
+        );
     }
     Ok(())
 }

@@ -47,11 +47,10 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // SAFETY: `word` is a valid, aligned u32 for the duration of the call (it lives in the
-    // mapping, which the waiter's `Arc<Segment>` keeps); FUTEX_WAIT (not private: the word is
-    // shared between processes) only reads it. The kernel returns on a wake, a timeout, a
-    // signal or a changed value: the caller looks again in every case. Exercised by the
-    // Blocking tests of tests/ipc.rs (not miri: no futex there).
+    // The kernel returns on a wake, a timeout, a signal or a changed value: the caller looks
+    // again in every case. Exercised by the Blocking tests of tests/ipc.rs (not under miri).
+    // SAFETY: `word` is a valid, aligned u32 for the call (in the mapping the waiter's
+    // `Arc<Segment>` keeps); FUTEX_WAIT (shared, not private) only reads it.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -99,7 +98,8 @@ impl WaitStrategy for IpcWaiter {
             }
             spins = spins.wrapping_add(1);
             // The clock is read every 64 looks while spinning, on every look otherwise.
-            let look = !matches!(self.kind, IpcWait::BusySpin | IpcWait::Yielding) || spins % 64 == 0;
+            let look =
+                !matches!(self.kind, IpcWait::BusySpin | IpcWait::Yielding) || spins % 64 == 0;
             if look {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {

@@ -192,7 +192,10 @@ impl StageEntry {
         }
         bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
         for (word, chunk) in self.info().name.iter().zip(bytes.chunks(8)) {
-            word.store(u64::from_le_bytes(chunk.try_into().unwrap()), Ordering::Relaxed);
+            word.store(
+                u64::from_le_bytes(chunk.try_into().unwrap()),
+                Ordering::Relaxed,
+            );
         }
     }
 }
@@ -372,7 +375,11 @@ impl ProducerEntry {
 }
 
 /// Takes a free producer entry for `owner`; its index, or `None` if all are taken.
-pub(crate) fn producer_join(producers: &[CachePadded<ProducerEntry>], owner: Owner, at: i64) -> Option<usize> {
+pub(crate) fn producer_join(
+    producers: &[CachePadded<ProducerEntry>],
+    owner: Owner,
+    at: i64,
+) -> Option<usize> {
     for (index, entry) in producers.iter().enumerate() {
         if entry.presence.take(owner).is_some() {
             entry.hi.store(at, Ordering::Relaxed);
@@ -465,7 +472,11 @@ pub(crate) fn repair(
 /// Takes the dead producer at `index` for repair (`ACTIVE -> REPAIRING`), recording the
 /// repairer; `true` for the one caller that did. An entry already `REPAIRING` whose repairer
 /// died can be taken over with [`take_over_repair`].
-pub(crate) fn begin_repair(producers: &[CachePadded<ProducerEntry>], index: usize, repairer: Owner) -> bool {
+pub(crate) fn begin_repair(
+    producers: &[CachePadded<ProducerEntry>],
+    index: usize,
+    repairer: Owner,
+) -> bool {
     let entry = &producers[index];
     if entry
         .presence
@@ -491,7 +502,12 @@ pub(crate) fn repairer(entry: &ProducerEntry) -> Owner {
 }
 
 /// Takes over the repair of an entry whose recorded repairer `was` died.
-pub(crate) fn take_over_repair(producers: &[CachePadded<ProducerEntry>], index: usize, was: Owner, now: Owner) -> bool {
+pub(crate) fn take_over_repair(
+    producers: &[CachePadded<ProducerEntry>],
+    index: usize,
+    was: Owner,
+    now: Owner,
+) -> bool {
     let entry = &producers[index];
     if entry
         .repairer

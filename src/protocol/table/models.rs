@@ -58,7 +58,10 @@ fn a_stage_joining_while_a_producer_rereads_the_table_is_never_lapped() {
         let min = gating_minimum(&table, multi.multi().claimed_rmw());
         let start = joiner.join().unwrap();
         mover.join().unwrap();
-        assert!(min <= start, "minimum {min} above the joiner's start {start}");
+        assert!(
+            min <= start,
+            "minimum {min} above the joiner's start {start}"
+        );
     });
 }
 
@@ -73,14 +76,21 @@ fn a_stage_joining_while_the_single_producer_rereads_the_table_is_never_lapped()
         join(&table, "first", 0, A, 0, || bound(&single)).unwrap();
         let joiner = {
             let (single, table) = (single.clone(), table.clone());
-            thread::spawn(move || join(&table, "late", 0, B, 0, || bound(&single)).unwrap().start)
+            thread::spawn(move || {
+                join(&table, "late", 0, B, 0, || bound(&single))
+                    .unwrap()
+                    .start
+            })
         };
         // The producer: publishes 0 (its own cursor), lets the first stage move, rereads.
         single.publish(0, 0);
         table[0].sequence.set(0);
         let min = gating_minimum(&table, bound(&single));
         let start = joiner.join().unwrap();
-        assert!(min <= start, "minimum {min} above the joiner's start {start}");
+        assert!(
+            min <= start,
+            "minimum {min} above the joiner's start {start}"
+        );
     });
 }
 
@@ -179,8 +189,11 @@ fn a_dead_producers_hole_is_repaired_and_nothing_else_is() {
     loom::model(|| {
         let multi = Arc::new(<Multi as SequencerImpl>::new(4));
         let phase = Arc::new(Phase::new());
-        let producers: Arc<Vec<CachePadded<ProducerEntry>>> =
-            Arc::new((0..2).map(|_| CachePadded::new(ProducerEntry::new())).collect());
+        let producers: Arc<Vec<CachePadded<ProducerEntry>>> = Arc::new(
+            (0..2)
+                .map(|_| CachePadded::new(ProducerEntry::new()))
+                .collect(),
+        );
         let skipped: Arc<Vec<AtomicI64>> = Arc::new((0..4).map(|_| AtomicI64::new(0)).collect());
         let dead_i = producer_join(&producers, A, INITIAL).unwrap();
         let live_i = producer_join(&producers, B, INITIAL).unwrap();
@@ -217,7 +230,11 @@ fn a_dead_producers_hole_is_repaired_and_nothing_else_is() {
         }
         assert!(matches!(outcome, Repair::Done(_)), "{outcome:?}");
         let dead_seq = if dead_won { Some(0) } else { None };
-        assert_eq!(skipped[live_seq as usize].load(Ordering::Relaxed), 0, "the live claim was skipped");
+        assert_eq!(
+            skipped[live_seq as usize].load(Ordering::Relaxed),
+            0,
+            "the live claim was skipped"
+        );
         for s in 0..=live_seq.max(dead_seq.unwrap_or(0)) {
             assert!(multi.multi().is_published(s), "{s} left unpublished");
             let was_skipped = skipped[s as usize].load(Ordering::Relaxed) == 1;

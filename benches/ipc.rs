@@ -1,0 +1,332 @@
+//! Across processes: ringmq's cross-process ring beside the in-process ring, a Unix-domain
+//! socket pair, and the floor, a cache line bounced between two processes.
+//!
+//! Groups (ids are `group/implementation/burst`):
+//! - `ipc_unicast_1p1c`: one producer (this process) and one consumer (a child process, this
+//!   binary re-executed; a thread for the in-process ring); one criterion iteration publishes
+//!   one burst (single publishes for 1, `publish_batch` otherwise), a measurement publishes
+//!   `iters` bursts and waits until the consumer has handled the last. Bursts 1, 10, 100.
+//! - `ipc_round_trip`: one event to a child process and one back (two rings: ping and pong; a
+//!   socket's write and read; the floor: a shared word set odd by us, even by the child).
+//!
+//! Everybody spins (busy waits) on its own core: two processes on a two-core machine. iceoryx2
+//! is not measured: see the README ("From threads to processes").
+//!
+//! `cargo bench --bench ipc`; `-- --test` runs each once.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ringmq::ipc::{IpcWait, ShmOptions, ShmRing};
+use ringmq::{Builder, BusySpin, Consumer};
+
+const CAPACITY: usize = 1024;
+const BURSTS: [u64; 3] = [1, 10, 100];
+
+fn options() -> ShmOptions {
+    ShmOptions::single_producer(CAPACITY).wait(IpcWait::BusySpin)
+}
+
+fn shm_path(what: &str) -> PathBuf {
+    PathBuf::from("/dev/shm").join(format!("ringmq-bench-{what}-{}", std::process::id()))
+}
+
+/// This binary, re-executed as a child playing `role`.
+fn spawn(role: &str, args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env("RINGMQ_BENCH_CHILD", role)
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn main() {
+    if let Ok(role) = std::env::var("RINGMQ_BENCH_CHILD") {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return child(&role, &args);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    unicast(&mut c);
+    round_trip(&mut c);
+    c.final_summary();
+}
+
+fn child(role: &str, args: &[String]) {
+    match role {
+        "shm-consumer" => {
+            let ring = ShmRing::<u64>::open(&args[0], options()).unwrap();
+            let mut consumer = ring.consumer("bench").unwrap();
+            let mut sum = 0u64;
+            consumer.run(|e, _, _| sum = sum.wrapping_add(*e));
+            std::hint::black_box(sum);
+        }
+        "shm-echo" => {
+            let ping = ShmRing::<u64>::open(&args[0], options()).unwrap();
+            let pong = ShmRing::<u64>::open(&args[1], options()).unwrap();
+            let mut consumer = ping.consumer("echo").unwrap();
+            // The parent attached its pong consumer before starting us.
+            let mut producer = pong.producer().unwrap();
+            consumer.run(|e, _, _| {
+                let v = *e;
+                producer.publish(|slot| *slot = v).unwrap();
+            });
+        }
+        "uds-consumer" => {
+            let mut s = UnixStream::connect(&args[0]).unwrap();
+            let mut buf = [0u8; 8 * 128];
+            let mut pending = 0usize;
+            loop {
+                let n = match s.read(&mut buf[pending..]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let total = pending + n;
+                let whole = total / 8 * 8;
+                for m in buf[..whole].chunks(8) {
+                    if u64::from_le_bytes(m.try_into().unwrap()) == u64::MAX {
+                        s.write_all(&[1]).unwrap();
+                    }
+                }
+                buf.copy_within(whole..total, 0);
+                pending = total - whole;
+            }
+        }
+        "uds-echo" => {
+            let mut s = UnixStream::connect(&args[0]).unwrap();
+            let mut m = [0u8; 8];
+            while s.read_exact(&mut m).is_ok() {
+                s.write_all(&m).unwrap();
+            }
+        }
+        "floor" => {
+            let word = map_word(Path::new(&args[0]));
+            let mut seen = 0;
+            loop {
+                let v = word.load(Ordering::Acquire);
+                if v == u64::MAX {
+                    return;
+                }
+                if v != seen && v % 2 == 1 {
+                    seen = v + 1;
+                    word.store(seen, Ordering::Release);
+                }
+                std::hint::spin_loop();
+            }
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// One shared word in a file mapping, for the floor: leaked (the process ends with it).
+fn map_word(path: &Path) -> &'static AtomicU64 {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap();
+    file.set_len(4096).unwrap();
+    let map = Box::leak(Box::new(
+        memmap2::MmapOptions::new()
+            .len(4096)
+            .map_raw(&file)
+            .unwrap(),
+    ));
+    // SAFETY: the mapping is 4096 bytes, page-aligned, shared, and leaked (lives forever); an
+    // AtomicU64 may alias memory another process writes atomically.
+    unsafe { &*(map.as_mut_ptr() as *const AtomicU64) }
+}
+
+fn wait_drained(producer: &ringmq::ipc::ShmProducer<u64>) {
+    while producer.remaining_capacity() != CAPACITY {
+        std::hint::spin_loop();
+    }
+}
+
+fn unicast(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ipc_unicast_1p1c");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+
+    // ringmq across processes.
+    let path = shm_path("unicast");
+    let ring = ShmRing::<u64>::create(&path, options()).unwrap();
+    let mut kid = spawn("shm-consumer", &[path.to_str().unwrap()]);
+    while ring.stages().is_empty() {
+        std::thread::yield_now();
+    }
+    let mut producer = ring.producer().unwrap();
+    for burst in BURSTS {
+        group.throughput(Throughput::Elements(burst));
+        group.bench_function(BenchmarkId::new("ringmq-ipc", burst), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    if burst == 1 {
+                        producer.publish(|e| *e = i).unwrap();
+                    } else {
+                        producer
+                            .publish_batch(burst as usize, |e, k| *e = i + k as u64)
+                            .unwrap();
+                    }
+                }
+                wait_drained(&producer);
+                start.elapsed()
+            })
+        });
+    }
+    drop(producer);
+    kid.wait().unwrap();
+
+    // ringmq in one process (the consumer a thread).
+    let mut builder = Builder::single_producer(CAPACITY, || 0u64, BusySpin).unwrap();
+    let done = Arc::new(AtomicI64::new(-1));
+    let sink = done.clone();
+    builder.add(Consumer::new("bench", move |_: &u64, seq, end| {
+        if end {
+            sink.store(seq, Ordering::Release);
+        }
+    }));
+    let (mut p, queue) = builder.build().unwrap();
+    let mut last = -1i64;
+    for burst in BURSTS {
+        group.throughput(Throughput::Elements(burst));
+        group.bench_function(BenchmarkId::new("ringmq-threads", burst), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    last = if burst == 1 {
+                        p.publish(|e| *e = i).unwrap()
+                    } else {
+                        p.publish_batch(burst as usize, |e, k| *e = i + k as u64)
+                            .unwrap()
+                            .end
+                            - 1
+                    };
+                }
+                while done.load(Ordering::Acquire) < last {
+                    std::hint::spin_loop();
+                }
+                start.elapsed()
+            })
+        });
+    }
+    drop(p);
+    queue.shutdown().unwrap();
+
+    // A Unix-domain socket pair: 8-byte messages, a marker to learn the consumer caught up.
+    let sock = shm_path("unicast.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut kid = spawn("uds-consumer", &[sock.to_str().unwrap()]);
+    let (mut s, _) = listener.accept().unwrap();
+    let mut buf = Vec::with_capacity(8 * 100);
+    for burst in BURSTS {
+        group.throughput(Throughput::Elements(burst));
+        group.bench_function(BenchmarkId::new("unix-socket", burst), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    buf.clear();
+                    for k in 0..burst {
+                        buf.extend_from_slice(&(i + k).to_le_bytes());
+                    }
+                    s.write_all(&buf).unwrap();
+                }
+                s.write_all(&u64::MAX.to_le_bytes()).unwrap();
+                let mut ack = [0u8; 1];
+                s.read_exact(&mut ack).unwrap();
+                start.elapsed()
+            })
+        });
+    }
+    drop(s);
+    kid.wait().unwrap();
+    let _ = std::fs::remove_file(&sock);
+    group.finish();
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ipc_round_trip");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+
+    // The floor: one cache line between two processes.
+    let floor = shm_path("floor");
+    let word = map_word(&floor);
+    word.store(0, Ordering::Release);
+    let mut kid = spawn("floor", &[floor.to_str().unwrap()]);
+    let mut v = 0u64;
+    group.bench_function("cache-line-floor", |b| {
+        b.iter(|| {
+            v += 1;
+            word.store(v, Ordering::Release);
+            v += 1;
+            while word.load(Ordering::Acquire) != v {
+                std::hint::spin_loop();
+            }
+        })
+    });
+    word.store(u64::MAX, Ordering::Release);
+    kid.wait().unwrap();
+    let _ = std::fs::remove_file(&floor);
+
+    // ringmq: a ping ring to the child, a pong ring back.
+    let (ping_path, pong_path) = (shm_path("ping"), shm_path("pong"));
+    let ping = ShmRing::<u64>::create(&ping_path, options()).unwrap();
+    let pong = ShmRing::<u64>::create(&pong_path, options()).unwrap();
+    let mut back = pong.consumer("back").unwrap();
+    let mut kid = spawn(
+        "shm-echo",
+        &[ping_path.to_str().unwrap(), pong_path.to_str().unwrap()],
+    );
+    while ping.stages().is_empty() {
+        std::thread::yield_now();
+    }
+    let mut out = ping.producer().unwrap();
+    let mut i = 0u64;
+    group.bench_function("ringmq-ipc", |b| {
+        b.iter(|| {
+            i += 1;
+            out.publish(|e| *e = i).unwrap();
+            let mut got = false;
+            while !got {
+                back.poll(|e, _, _| {
+                    got = *e == i;
+                    true
+                });
+            }
+        })
+    });
+    drop(out);
+    kid.wait().unwrap();
+    drop(back);
+
+    // A Unix-domain socket: 8 bytes there, 8 back.
+    let sock = shm_path("rtt.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut kid = spawn("uds-echo", &[sock.to_str().unwrap()]);
+    let (mut s, _) = listener.accept().unwrap();
+    let mut m = [0u8; 8];
+    group.bench_function("unix-socket", |b| {
+        b.iter(|| {
+            s.write_all(&m).unwrap();
+            s.read_exact(&mut m).unwrap();
+        })
+    });
+    drop(s);
+    kid.wait().unwrap();
+    let _ = std::fs::remove_file(&sock);
+    group.finish();
+}
