@@ -7,7 +7,13 @@
 //!   one burst (single publishes for 1, `publish_batch` otherwise), a measurement publishes
 //!   `iters` bursts and waits until the consumer has handled the last. Bursts 1, 10, 100.
 //! - `ipc_round_trip`: one event to a child process and one back (two rings: ping and pong; a
-//!   socket's write and read; the floor: a shared word set odd by us, even by the child).
+//!   socket's write and read).
+//! - `ipc_floor`: the floor, a shared word set odd by us, even by the child, probed before and
+//!   after the rest (`before`, `after`).
+//!
+//! `RINGMQ_IPC_ONLY=ringmq-ipc,unix-socket` runs only those implementations (with the floor
+//! probes): what `tools/ipc_compare.py` does, one implementation per fresh process, in shuffled
+//! rounds.
 //!
 //! Everybody spins (busy waits) on its own core: two processes on a two-core machine. iceoryx2
 //! is not measured: see the README ("From threads to processes").
@@ -53,9 +59,45 @@ fn main() {
         return child(&role, &args);
     }
     let mut c = Criterion::default().configure_from_args();
-    unicast(&mut c);
-    round_trip(&mut c);
+    let only = std::env::var("RINGMQ_IPC_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|w| w == name))
+    };
+    floor(&mut c, "before");
+    unicast(&mut c, &wanted);
+    round_trip(&mut c, &wanted);
+    floor(&mut c, "after");
     c.final_summary();
+}
+
+/// The cross-process cache-line round trip, probed before and after the implementations (the
+/// host's placement of the two vCPUs can change between them: `tools/ipc_compare.py` keeps a
+/// trial only if both probes agree).
+fn floor(c: &mut Criterion, when: &str) {
+    let mut group = c.benchmark_group("ipc_floor");
+    group
+        .measurement_time(Duration::from_secs(1))
+        .warm_up_time(Duration::from_millis(300));
+    let path = shm_path(&format!("floor-{when}"));
+    let word = map_word(&path);
+    word.store(0, Ordering::Release);
+    let mut kid = spawn("floor", &[path.to_str().unwrap()]);
+    let mut v = 0u64;
+    group.bench_function(when, |b| {
+        b.iter(|| {
+            v += 1;
+            word.store(v, Ordering::Release);
+            v += 1;
+            while word.load(Ordering::Acquire) != v {
+                std::hint::spin_loop();
+            }
+        })
+    });
+    word.store(u64::MAX, Ordering::Release);
+    kid.wait().unwrap();
+    let _ = std::fs::remove_file(&path);
+    group.finish();
 }
 
 fn child(role: &str, args: &[String]) {
@@ -151,13 +193,27 @@ fn wait_drained(producer: &ringmq::ipc::ShmProducer<u64>) {
     }
 }
 
-fn unicast(c: &mut Criterion) {
+fn unicast(c: &mut Criterion, wanted: &dyn Fn(&str) -> bool) {
     let mut group = c.benchmark_group("ipc_unicast_1p1c");
     group
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
 
-    // ringmq across processes.
+    if wanted("ringmq-ipc") {
+        unicast_ringmq_ipc(&mut group);
+    }
+    if wanted("ringmq-threads") {
+        unicast_ringmq_threads(&mut group);
+    }
+    if wanted("unix-socket") {
+        unicast_unix_socket(&mut group);
+    }
+    group.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn unicast_ringmq_ipc(group: &mut Group<'_>) {
     let path = shm_path("unicast");
     let ring = ShmRing::<u64>::create(&path, options()).unwrap();
     let mut kid = spawn("shm-consumer", &[path.to_str().unwrap()]);
@@ -186,8 +242,10 @@ fn unicast(c: &mut Criterion) {
     }
     drop(producer);
     kid.wait().unwrap();
+}
 
-    // ringmq in one process (the consumer a thread).
+/// ringmq in one process (the consumer a thread).
+fn unicast_ringmq_threads(group: &mut Group<'_>) {
     let mut builder = Builder::single_producer(CAPACITY, || 0u64, BusySpin).unwrap();
     let done = Arc::new(AtomicI64::new(-1));
     let sink = done.clone();
@@ -222,8 +280,10 @@ fn unicast(c: &mut Criterion) {
     }
     drop(p);
     queue.shutdown().unwrap();
+}
 
-    // A Unix-domain socket pair: 8-byte messages, a marker to learn the consumer caught up.
+/// A Unix-domain socket pair: 8-byte messages, a marker to learn the consumer caught up.
+fn unicast_unix_socket(group: &mut Group<'_>) {
     let sock = shm_path("unicast.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).unwrap();
@@ -252,36 +312,25 @@ fn unicast(c: &mut Criterion) {
     drop(s);
     kid.wait().unwrap();
     let _ = std::fs::remove_file(&sock);
-    group.finish();
 }
 
-fn round_trip(c: &mut Criterion) {
+fn round_trip(c: &mut Criterion, wanted: &dyn Fn(&str) -> bool) {
     let mut group = c.benchmark_group("ipc_round_trip");
     group
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
 
-    // The floor: one cache line between two processes.
-    let floor = shm_path("floor");
-    let word = map_word(&floor);
-    word.store(0, Ordering::Release);
-    let mut kid = spawn("floor", &[floor.to_str().unwrap()]);
-    let mut v = 0u64;
-    group.bench_function("cache-line-floor", |b| {
-        b.iter(|| {
-            v += 1;
-            word.store(v, Ordering::Release);
-            v += 1;
-            while word.load(Ordering::Acquire) != v {
-                std::hint::spin_loop();
-            }
-        })
-    });
-    word.store(u64::MAX, Ordering::Release);
-    kid.wait().unwrap();
-    let _ = std::fs::remove_file(&floor);
+    if wanted("ringmq-ipc") {
+        round_trip_ringmq_ipc(&mut group);
+    }
+    if wanted("unix-socket") {
+        round_trip_unix_socket(&mut group);
+    }
+    group.finish();
+}
 
-    // ringmq: a ping ring to the child, a pong ring back.
+/// ringmq: a ping ring to the child, a pong ring back.
+fn round_trip_ringmq_ipc(group: &mut Group<'_>) {
     let (ping_path, pong_path) = (shm_path("ping"), shm_path("pong"));
     let ping = ShmRing::<u64>::create(&ping_path, options()).unwrap();
     let pong = ShmRing::<u64>::create(&pong_path, options()).unwrap();
@@ -311,8 +360,10 @@ fn round_trip(c: &mut Criterion) {
     drop(out);
     kid.wait().unwrap();
     drop(back);
+}
 
-    // A Unix-domain socket: 8 bytes there, 8 back.
+/// A Unix-domain socket: 8 bytes there, 8 back.
+fn round_trip_unix_socket(group: &mut Group<'_>) {
     let sock = shm_path("rtt.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).unwrap();
@@ -328,5 +379,4 @@ fn round_trip(c: &mut Criterion) {
     drop(s);
     kid.wait().unwrap();
     let _ = std::fs::remove_file(&sock);
-    group.finish();
 }
