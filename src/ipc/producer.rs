@@ -46,6 +46,32 @@ pub struct ShmProducer<E> {
     _not_sync: PhantomData<Cell<()>>,
 }
 
+/// Runs `$body` with `$cx` bound to this handle's claim context, for the ring's producer kind
+/// (the two kinds' contexts are different types: one sequencer each).
+macro_rules! with_cx {
+    ($self:ident, $cx:ident => $body:expr) => {{
+        let segment: &Segment = &$self.segment;
+        let entry = &$self.segment.producers()[$self.entry];
+        if $self.segment.header().kind == KIND_SINGLE {
+            let $cx = Cx::<E, Single> {
+                segment,
+                wait: &$self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            $body
+        } else {
+            let $cx = Cx::<E, Segment> {
+                segment,
+                wait: &$self.waiter,
+                entry,
+                _types: PhantomData,
+            };
+            $body
+        }
+    }};
+}
+
 impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     pub(super) fn attach(segment: Arc<Segment>, waiter: Arc<IpcWaiter>) -> Result<Self, ShmError> {
         let control = segment.control();
@@ -97,27 +123,11 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
 
     #[inline]
     fn one(&mut self, mode: Mode, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
-        let segment: &Segment = &self.segment;
-        let entry = &self.segment.producers()[self.entry];
-        if self.is_single() {
-            let cx = Cx::<E, Single> {
-                segment,
-                wait: &self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            let claim = publish::claim(&cx, &mut self.local, 1, mode)?;
+        let local = &mut self.local;
+        with_cx!(self, cx => {
+            let claim = publish::claim(&cx, local, 1, mode)?;
             Ok(publish::write_one(&cx, claim, write))
-        } else {
-            let cx = Cx::<E, Segment> {
-                segment,
-                wait: &self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            let claim = publish::claim(&cx, &mut self.local, 1, mode)?;
-            Ok(publish::write_one(&cx, claim, write))
-        }
+        })
     }
 
     fn batch(
@@ -133,34 +143,19 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
                 capacity,
             });
         }
-        let segment: &Segment = &self.segment;
         if n == 0 {
-            if !segment.control().phase.is_open() {
-                return Err(segment.control().phase.refusal());
+            let phase = &self.segment.control().phase;
+            if !phase.is_open() {
+                return Err(phase.refusal());
             }
             let at = self.cursor() + 1;
             return Ok(at..at);
         }
-        let entry = &self.segment.producers()[self.entry];
-        let first = if self.is_single() {
-            let cx = Cx::<E, Single> {
-                segment,
-                wait: &self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            let claim = publish::claim(&cx, &mut self.local, n as i64, mode)?;
+        let local = &mut self.local;
+        let first = with_cx!(self, cx => {
+            let claim = publish::claim(&cx, local, n as i64, mode)?;
             publish::write_batch(&cx, claim, write)
-        } else {
-            let cx = Cx::<E, Segment> {
-                segment,
-                wait: &self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            let claim = publish::claim(&cx, &mut self.local, n as i64, mode)?;
-            publish::write_batch(&cx, claim, write)
-        };
+        });
         Ok(first..first + n as i64)
     }
 

@@ -76,6 +76,30 @@ pub(crate) struct Header {
     pub(crate) platform: u64,
 }
 
+impl Header {
+    /// The header of a segment this process creates for `params`.
+    fn new(params: &Params, layout: &Layout) -> Self {
+        let me = process::me();
+        Header {
+            magic: MAGIC,
+            version: VERSION,
+            kind: params.kind,
+            stages: params.stages as u32,
+            producers: params.producers as u32,
+            capacity: params.capacity as u64,
+            event_size: params.event_size as u64,
+            event_align: params.event_align as u64,
+            fingerprint: params.fingerprint,
+            total_len: layout.total as u64,
+            creator_pid: me.pid,
+            wait: params.wait,
+            creator_start: me.start,
+            wait_nanos: params.wait_nanos,
+            platform: platform(),
+        }
+    }
+}
+
 const HEADER_SPACE: usize = 512;
 
 /// One eviction report: who was removed, where, when.
@@ -305,24 +329,7 @@ impl Segment {
             .len(layout.total)
             .map_raw(&file)
             .map_err(io)?;
-        let me = process::me();
-        let header = Header {
-            magic: MAGIC,
-            version: VERSION,
-            kind: params.kind,
-            stages: params.stages as u32,
-            producers: params.producers as u32,
-            capacity: params.capacity as u64,
-            event_size: params.event_size as u64,
-            event_align: params.event_align as u64,
-            fingerprint: params.fingerprint,
-            total_len: layout.total as u64,
-            creator_pid: me.pid,
-            wait: params.wait,
-            creator_start: me.start,
-            wait_nanos: params.wait_nanos,
-            platform: platform(),
-        };
+        let header = Header::new(&params, &layout);
         let base = map.as_mut_ptr();
         let segment = Segment {
             base,
@@ -685,27 +692,10 @@ impl Segment {
             .collect();
         let buf = Box::into_raw(buf);
         let base = buf as *mut u8;
-        let me = process::me();
         let segment = Segment {
             base,
             layout,
-            header: Header {
-                magic: MAGIC,
-                version: VERSION,
-                kind: params.kind,
-                stages: params.stages as u32,
-                producers: params.producers as u32,
-                capacity: params.capacity as u64,
-                event_size: params.event_size as u64,
-                event_align: params.event_align as u64,
-                fingerprint: params.fingerprint,
-                total_len: layout.total as u64,
-                creator_pid: me.pid,
-                wait: params.wait,
-                creator_start: me.start,
-                wait_nanos: params.wait_nanos,
-                platform: platform(),
-            },
+            header: Header::new(&params, &layout),
             path: PathBuf::from("(heap)"),
             _backing: Backing::Heap(HeapBuffer(buf)),
         };
