@@ -15,8 +15,10 @@
 //! probes): what `tools/ipc_compare.py` does, one implementation per fresh process, in shuffled
 //! rounds.
 //!
-//! Everybody spins (busy waits) on its own core: two processes on a two-core machine. iceoryx2
-//! is not measured: see the README ("From threads to processes").
+//! Implementations: `ringmq-ipc` (`ringmq::ipc`), `ringmq-threads` (the in-process ring, a
+//! consumer thread), `unix-socket` (a Unix-domain stream, 8-byte messages), `iceoryx2`
+//! (publish-subscribe, `send_copy` of a `u64`, a subscriber buffer as deep as the ring,
+//! no overwrite). Everybody spins (busy waits) on its own core: two processes on two cores.
 //!
 //! `cargo bench --bench ipc`; `-- --test` runs each once.
 
@@ -147,6 +149,49 @@ fn child(role: &str, args: &[String]) {
                 s.write_all(&m).unwrap();
             }
         }
+        "iox-consumer" => {
+            let (service, word) = (iox_service(&args[0]), map_word(Path::new(&args[1])));
+            let subscriber = service
+                .subscriber_builder()
+                .buffer_size(IOX_BUFFER)
+                .create()
+                .unwrap();
+            let mut count = 0u64;
+            word.store(1, Ordering::Release);
+            loop {
+                while let Some(sample) = subscriber.receive().unwrap() {
+                    match *sample {
+                        IOX_HELLO => {}
+                        IOX_SYNC => word.store(count + 2, Ordering::Release),
+                        IOX_END => return,
+                        _ => count += 1,
+                    }
+                }
+                std::hint::spin_loop();
+            }
+        }
+        "iox-echo" => {
+            let ping = iox_service(&args[0]);
+            let pong = iox_service(&args[1]);
+            let subscriber = ping
+                .subscriber_builder()
+                .buffer_size(IOX_BUFFER)
+                .create()
+                .unwrap();
+            let publisher = iox_publisher(&pong);
+            loop {
+                while let Some(sample) = subscriber.receive().unwrap() {
+                    match *sample {
+                        IOX_HELLO => {}
+                        IOX_END => return,
+                        v => {
+                            publisher.send_copy(v).unwrap();
+                        }
+                    }
+                }
+                std::hint::spin_loop();
+            }
+        }
         "floor" => {
             let word = map_word(Path::new(&args[0]));
             let mut seen = 0;
@@ -187,6 +232,49 @@ fn map_word(path: &Path) -> &'static AtomicU64 {
     unsafe { &*(map.as_mut_ptr() as *const AtomicU64) }
 }
 
+/// iceoryx2: its own buffer per subscriber (as deep as our ring), no overwrite: the publisher
+/// retries until the subscriber took some (backpressure, as ringmq's).
+const IOX_BUFFER: usize = CAPACITY;
+const IOX_HELLO: u64 = u64::MAX - 2;
+const IOX_SYNC: u64 = u64::MAX - 1;
+const IOX_END: u64 = u64::MAX;
+
+type IoxService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<
+    iceoryx2::service::ipc::Service,
+    u64,
+    (),
+>;
+
+fn iox_service(name: &str) -> IoxService {
+    use iceoryx2::prelude::*;
+    // Leaked: a node lives as long as the process (each process makes one per service).
+    let node = Box::leak(Box::new(
+        NodeBuilder::new().create::<ipc::Service>().unwrap(),
+    ));
+    node.service_builder(&name.try_into().unwrap())
+        .publish_subscribe::<u64>()
+        .enable_safe_overflow(false)
+        .subscriber_max_buffer_size(IOX_BUFFER)
+        .open_or_create()
+        .unwrap()
+}
+
+fn iox_publisher(
+    service: &IoxService,
+) -> iceoryx2::port::publisher::Publisher<iceoryx2::service::ipc::Service, u64, ()> {
+    use iceoryx2::prelude::*;
+    let publisher = service
+        .publisher_builder()
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .create()
+        .unwrap();
+    // Until the subscriber is connected, a sample reaches nobody: greet until it does.
+    while publisher.send_copy(IOX_HELLO).unwrap() == 0 {
+        std::thread::yield_now();
+    }
+    publisher
+}
+
 fn wait_drained(producer: &ringmq::ipc::ShmProducer<u64>) {
     while producer.remaining_capacity() != CAPACITY {
         std::hint::spin_loop();
@@ -207,6 +295,9 @@ fn unicast(c: &mut Criterion, wanted: &dyn Fn(&str) -> bool) {
     }
     if wanted("unix-socket") {
         unicast_unix_socket(&mut group);
+    }
+    if wanted("iceoryx2") {
+        unicast_iceoryx2(&mut group);
     }
     group.finish();
 }
@@ -326,6 +417,9 @@ fn round_trip(c: &mut Criterion, wanted: &dyn Fn(&str) -> bool) {
     if wanted("unix-socket") {
         round_trip_unix_socket(&mut group);
     }
+    if wanted("iceoryx2") {
+        round_trip_iceoryx2(&mut group);
+    }
     group.finish();
 }
 
@@ -379,4 +473,83 @@ fn round_trip_unix_socket(group: &mut Group<'_>) {
     drop(s);
     kid.wait().unwrap();
     let _ = std::fs::remove_file(&sock);
+}
+
+/// iceoryx2 publish-subscribe: one sample per event (it has no batch publish), a sync sample at
+/// the end of a measurement that the child answers through a shared word.
+fn unicast_iceoryx2(group: &mut Group<'_>) {
+    let name = format!("ringmq-bench/unicast/{}", std::process::id());
+    let service = iox_service(&name);
+    let word_path = shm_path("iox-word");
+    let word = map_word(&word_path);
+    word.store(0, Ordering::Release);
+    let mut kid = spawn("iox-consumer", &[&name, word_path.to_str().unwrap()]);
+    while word.load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    let publisher = iox_publisher(&service);
+    let mut sent = 0u64;
+    for burst in BURSTS {
+        group.throughput(Throughput::Elements(burst));
+        group.bench_function(BenchmarkId::new("iceoryx2", burst), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    for k in 0..burst {
+                        publisher.send_copy(i + k).unwrap();
+                    }
+                }
+                sent += iters * burst;
+                publisher.send_copy(IOX_SYNC).unwrap();
+                while word.load(Ordering::Acquire) != sent + 2 {
+                    std::hint::spin_loop();
+                }
+                start.elapsed()
+            })
+        });
+    }
+    publisher.send_copy(IOX_END).unwrap();
+    kid.wait().unwrap();
+    let _ = std::fs::remove_file(&word_path);
+}
+
+/// iceoryx2: a ping service to the child, a pong service back.
+fn round_trip_iceoryx2(group: &mut Group<'_>) {
+    let ping_name = format!("ringmq-bench/ping/{}", std::process::id());
+    let pong_name = format!("ringmq-bench/pong/{}", std::process::id());
+    let ping = iox_service(&ping_name);
+    let pong = iox_service(&pong_name);
+    let back = pong
+        .subscriber_builder()
+        .buffer_size(IOX_BUFFER)
+        .create()
+        .unwrap();
+    let mut kid = spawn("iox-echo", &[&ping_name, &pong_name]);
+    let out = iox_publisher(&ping);
+    // The child's publisher greets us once connected.
+    loop {
+        if let Some(s) = back.receive().unwrap() {
+            if *s == IOX_HELLO {
+                break;
+            }
+        }
+        std::hint::spin_loop();
+    }
+    let mut i = 0u64;
+    group.bench_function("iceoryx2", |b| {
+        b.iter(|| {
+            i += 1;
+            out.send_copy(i).unwrap();
+            loop {
+                if let Some(s) = back.receive().unwrap() {
+                    if *s == i {
+                        break;
+                    }
+                }
+                std::hint::spin_loop();
+            }
+        })
+    });
+    out.send_copy(IOX_END).unwrap();
+    kid.wait().unwrap();
 }

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 
-IMPLS = ["ringmq-ipc", "ringmq-threads", "unix-socket"]
+IMPLS = ["ringmq-ipc", "ringmq-threads", "unix-socket", "iceoryx2"]
 BURSTS = [1, 10, 100]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRIT = os.path.join(ROOT, "target", "criterion")
@@ -113,7 +113,7 @@ def main():
                 if a and c:
                     pairs.append(a[0] / c[0])
             lines.append(f"  ratio ringmq-ipc / ringmq-threads: {fmt(pairs)}")
-        rtt = {i: [t["rtt"] for t in ts if t["impl"] == i] for i in ("ringmq-ipc", "unix-socket")}
+        rtt = {i: [t["rtt"] for t in ts if t["impl"] == i] for i in ("ringmq-ipc", "unix-socket", "iceoryx2")}
         lines.append("round trip (ns): " + "; ".join(f"{i} {fmt(v)}" for i, v in rtt.items()))
         ratios = [t["rtt"] / ((t["before"] + t["after"]) / 2) for t in ts if t["impl"] == "ringmq-ipc"]
         lines.append(f"  ratio ringmq-ipc round trip / floor (same process's probes): {fmt(ratios)}")
