@@ -32,7 +32,7 @@ const BUDGET: [(&str, f64); 4] = [
 ];
 
 const SCENARIOS: [&str; 4] = ["single-1", "single-100", "multi-1", "multi-100"];
-const IMPLS: [&str; 4] = ["ringmq", "disruptor", "rtrb", "crossbeam"];
+const IMPLS: [&str; 5] = ["ringmq", "ringmq-ipc", "disruptor", "rtrb", "crossbeam"];
 
 /// Runs `events` through one implementation in one scenario on this thread.
 fn workload(imp: &str, scenario: &str, events: u64) -> u64 {
@@ -82,6 +82,38 @@ fn workload(imp: &str, scenario: &str, events: u64) -> u64 {
                     batch,
                     &mut sum,
                 );
+            }
+        }
+        "ringmq-ipc" => {
+            // The same loop over a ring in a shared-memory segment (ringmq::ipc), this process
+            // both producer and consumer: what crossing processes adds in instructions.
+            use ringmq::ipc::{IpcWait, ShmOptions, ShmRing};
+            let options = if multi {
+                ShmOptions::multi_producer(RING)
+            } else {
+                ShmOptions::single_producer(RING)
+            };
+            let path = std::path::PathBuf::from("/dev/shm")
+                .join(format!("ringmq-icount-{}", std::process::id()));
+            let ring = ShmRing::<u64>::create(&path, options.wait(IpcWait::Yielding)).unwrap();
+            let mut poller = ring.consumer("icount").unwrap();
+            let mut p = ring.producer().unwrap();
+            let mut published = 0;
+            while published < events {
+                if batch == 1 {
+                    for _ in 0..64 {
+                        p.publish(|e| *e = black_box(published)).unwrap();
+                        published += 1;
+                    }
+                } else {
+                    p.publish_batch(batch, |e, i| *e = black_box(i as u64))
+                        .unwrap();
+                    published += batch as u64;
+                }
+                while let ringmq::PollState::Processed(_) = poller.poll(|e, _, _| {
+                    sum = sum.wrapping_add(*e);
+                    true
+                }) {}
             }
         }
         "disruptor" => {
@@ -195,8 +227,8 @@ fn main() {
         "instructions per event (callgrind, one thread, ring of {RING}, {SMALL} vs {LARGE} events)"
     );
     println!(
-        "{:<12} {:>10} {:>10} {:>10} {:>10}   ringmq budget",
-        "scenario", IMPLS[0], IMPLS[1], IMPLS[2], IMPLS[3]
+        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10}   ringmq budget",
+        "scenario", IMPLS[0], IMPLS[1], IMPLS[2], IMPLS[3], IMPLS[4]
     );
     let mut over = Vec::new();
     for scenario in SCENARIOS {

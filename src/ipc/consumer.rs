@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::error::ShmError;
 use super::process;
-use super::ring::{self, Events};
+use super::ring::{self, Reader};
 use super::segment::Segment;
 use super::wait::IpcWaiter;
 use crate::consume::deliver;
@@ -38,7 +38,10 @@ use crate::{EventHandler, PollState};
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct ShmConsumer<E> {
+pub struct ShmConsumer<E: 'static> {
+    /// What it reads through, addresses computed once (see `Reader`); borrows from `segment`
+    /// and `waiter`, which this handle holds as long as it.
+    reader: Reader<'static, E>,
     segment: Arc<Segment>,
     waiter: Arc<IpcWaiter>,
     index: usize,
@@ -97,7 +100,13 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
             stages: stages.len(),
         })?;
         ring::settle_no_stage(&segment, &waiter);
+        // Miri: `ipc::tests::two_views_of_one_segment_hand_events_over`.
+        // SAFETY: both point into `Arc` allocations this handle keeps (its fields) for as long
+        // as `reader`, which is private and lends them out only for a call; neither moves.
+        let (seg, wait): (&'static Segment, &'static IpcWaiter) =
+            unsafe { (&*Arc::as_ptr(&segment), &*Arc::as_ptr(&waiter)) };
         Ok(Self {
+            reader: Reader::new(seg, wait, joined.index),
             segment,
             waiter,
             index: joined.index,
@@ -164,7 +173,10 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// stage that left or was evicted is passed over; with none left, the producers).
     #[inline]
     fn available(&self) -> i64 {
-        let stages = self.segment.stages();
+        if self.upstream.is_empty() {
+            return self.reader.highest_published(self.next);
+        }
+        let stages = self.reader.stages;
         let mut min = i64::MAX;
         for &(index, generation) in &self.upstream {
             let entry = &stages[index];
@@ -173,7 +185,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
             }
         }
         if min == i64::MAX {
-            ring::highest_published(&self.segment, self.next)
+            self.reader.highest_published(self.next)
         } else {
             min
         }
@@ -182,24 +194,20 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     /// Why this stage must stop waiting for `next`, if it must: the ring drained (or halted),
     /// or this stage's entry is no longer its own.
     fn stop(&self) -> Option<Stop> {
-        let entry = &self.segment.stages()[self.index];
+        let entry = self.reader.own;
         if entry.state() != ACTIVE || entry.generation() != self.generation {
             return Some(Stop::Halted);
         }
-        self.segment.control().phase.consumer_stop(self.next)
+        self.reader.phase.consumer_stop(self.next)
     }
 
     /// Hands `self.next..=last` to `f`; stops after the event for which `f` says `false`.
     /// Releases what was handled (and the skipped slots passed). Returns how many were handed
     /// over.
     fn hand_over(&mut self, last: i64, mut f: impl FnMut(&E, i64, bool) -> bool) -> usize {
-        let events = Events::<E> {
-            segment: &self.segment,
-            _event: PhantomData,
-        };
         let mut handed = 0usize;
         let mut done = self.next - 1;
-        let stopped = deliver(&events, self.next, last, |slots, seq, end| {
+        let stopped = deliver(&self.reader, self.next, last, |slots, seq, end| {
             // SAFETY: `seq` is published (the barrier's Acquire) and not yet released by this
             // stage (its sequence is below `seq`); cross-process stages only read. Tests:
             // tests/ipc.rs; miri: `ipc::tests::two_views_of_one_segment_hand_events_over`.
@@ -215,8 +223,10 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
         .is_err();
         let released = if stopped { done } else { last };
         self.next = released + 1;
-        self.segment.stages()[self.index].sequence.set(released);
-        self.waiter.notify();
+        self.reader.own.sequence.set(released);
+        if self.reader.blocking {
+            self.waiter.notify();
+        }
         handed
     }
 
@@ -245,9 +255,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
             if self.stop().is_some() {
                 return PollState::Closed;
             }
-            if !self.upstream.is_empty()
-                && ring::highest_published(&self.segment, self.next) >= self.next
-            {
+            if !self.upstream.is_empty() && self.reader.highest_published(self.next) >= self.next {
                 return PollState::Gated;
             }
             return PollState::Idle;
@@ -330,7 +338,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmConsumer<E> {
     }
 }
 
-impl<E> Drop for ShmConsumer<E> {
+impl<E: 'static> Drop for ShmConsumer<E> {
     fn drop(&mut self) {
         let stages = self.segment.stages();
         if table::begin_leave(stages, self.index, self.generation) {
@@ -340,7 +348,7 @@ impl<E> Drop for ShmConsumer<E> {
     }
 }
 
-impl<E> std::fmt::Debug for ShmConsumer<E> {
+impl<E: 'static> std::fmt::Debug for ShmConsumer<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmConsumer")
             .field("name", &self.name)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::error::ShmError;
 use super::process;
-use super::ring::{self, Cx};
+use super::ring::{self, Cx, MultiKind};
 use super::segment::{Segment, KIND_SINGLE};
 use super::wait::IpcWaiter;
 use crate::error::PublishError;
@@ -24,6 +24,18 @@ use crate::protocol::table;
 /// own with [`ShmRing::producer`](super::ShmRing::producer). Dropping the single producer (or
 /// the last multi producer) closes the ring.
 ///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<ringmq::ipc::ShmProducer<u64>>();
+/// ```
+/// ```
+/// fn send<T: Send>() {}
+/// send::<ringmq::ipc::ShmProducer<u64>>();
+/// send::<ringmq::ipc::ShmConsumer<u64>>();
+/// send::<ringmq::ipc::ShmRing<u64>>();
+/// fn sync<T: Sync>() {}
+/// sync::<ringmq::ipc::ShmRing<u64>>();
+/// ```
 /// ```
 /// # #[cfg(all(target_os = "linux", not(miri)))] {
 /// use ringmq::ipc::{ShmOptions, ShmRing};
@@ -37,7 +49,10 @@ use crate::protocol::table;
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct ShmProducer<E> {
+pub struct ShmProducer<E: 'static> {
+    /// The claim context, its addresses computed once (see `Cx`); borrows from `segment` and
+    /// `waiter` below, which this handle holds as long as it.
+    hot: Hot<E>,
     segment: Arc<Segment>,
     waiter: Arc<IpcWaiter>,
     entry: usize,
@@ -46,30 +61,27 @@ pub struct ShmProducer<E> {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-/// Runs `$body` with `$cx` bound to this handle's claim context, for the ring's producer kind
-/// (the two kinds' contexts are different types: one sequencer each).
+/// The claim context for the ring's producer kind.
+enum Hot<E: 'static> {
+    Single(Cx<'static, E, Single>),
+    Multi(Cx<'static, E, MultiKind>),
+}
+
+// Moving a producer handle to another thread (`ShmProducer` is `Send`, not `Sync`) takes its
+// claim context along; checked by the doc tests of `ShmProducer` and exercised across threads
+// by `ipc::tests::two_multi_producers_on_one_segment_lose_and_repeat_nothing` under miri.
+// SAFETY: the context is references into the segment (`Segment: Send + Sync`) and the waiter,
+// and slots reached through the ring protocol, as `Ring<E>` is `Send` for `E: Send`.
+unsafe impl<E: Send + Sync + 'static> Send for Hot<E> {}
+
+/// Runs `$body` with `$cx` bound to the handle's claim context.
 macro_rules! with_cx {
-    ($self:ident, $cx:ident => $body:expr) => {{
-        let segment: &Segment = &$self.segment;
-        let entry = &$self.segment.producers()[$self.entry];
-        if $self.segment.header().kind == KIND_SINGLE {
-            let $cx = Cx::<E, Single> {
-                segment,
-                wait: &$self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            $body
-        } else {
-            let $cx = Cx::<E, Segment> {
-                segment,
-                wait: &$self.waiter,
-                entry,
-                _types: PhantomData,
-            };
-            $body
+    ($hot:expr, $cx:ident => $body:expr) => {
+        match $hot {
+            Hot::Single($cx) => $body,
+            Hot::Multi($cx) => $body,
         }
-    }};
+    };
 }
 
 impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
@@ -107,7 +119,18 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     fn new(segment: Arc<Segment>, waiter: Arc<IpcWaiter>, entry: usize, at: i64) -> Self {
         let mut local = LocalClaim::new();
         local.claimed = at;
+        // Miri: `ipc::tests::two_views_of_one_segment_hand_events_over` (both kinds).
+        // SAFETY: both point into `Arc` allocations this handle keeps (the fields below) for as
+        // long as `hot`, which is private and lends them out only for a call; neither moves.
+        let (seg, wait): (&'static Segment, &'static IpcWaiter) =
+            unsafe { (&*Arc::as_ptr(&segment), &*Arc::as_ptr(&waiter)) };
+        let hot = if seg.header().kind == KIND_SINGLE {
+            Hot::Single(Cx::new(seg, wait, entry))
+        } else {
+            Hot::Multi(Cx::new(seg, wait, entry))
+        };
         Self {
+            hot,
             segment,
             waiter,
             entry,
@@ -123,10 +146,9 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
 
     #[inline]
     fn one(&mut self, mode: Mode, write: impl FnOnce(&mut E)) -> Result<i64, PublishError> {
-        let local = &mut self.local;
-        with_cx!(self, cx => {
-            let claim = publish::claim(&cx, local, 1, mode)?;
-            Ok(publish::write_one(&cx, claim, write))
+        with_cx!(&self.hot, cx => {
+            let claim = publish::claim(cx, &mut self.local, 1, mode)?;
+            Ok(publish::write_one(cx, claim, write))
         })
     }
 
@@ -151,10 +173,9 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
             let at = self.cursor() + 1;
             return Ok(at..at);
         }
-        let local = &mut self.local;
-        let first = with_cx!(self, cx => {
-            let claim = publish::claim(&cx, local, n as i64, mode)?;
-            publish::write_batch(&cx, claim, write)
+        let first = with_cx!(&self.hot, cx => {
+            let claim = publish::claim(cx, &mut self.local, n as i64, mode)?;
+            publish::write_batch(cx, claim, write)
         });
         Ok(first..first + n as i64)
     }
@@ -377,7 +398,7 @@ impl<E: bytemuck::Pod + Send + Sync> ShmProducer<E> {
     }
 }
 
-impl<E> Drop for ShmProducer<E> {
+impl<E: 'static> Drop for ShmProducer<E> {
     fn drop(&mut self) {
         let segment = &self.segment;
         let control = segment.control();
@@ -396,7 +417,7 @@ impl<E> Drop for ShmProducer<E> {
     }
 }
 
-impl<E> std::fmt::Debug for ShmProducer<E> {
+impl<E: 'static> std::fmt::Debug for ShmProducer<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmProducer")
             .field("path", &self.segment.path())

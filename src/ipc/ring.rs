@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 
-use super::segment::{ReportSlot, Segment, KIND_SINGLE, REPORTS};
+use super::segment::{Control, ReportSlot, Segment, KIND_SINGLE, REPORTS};
 use super::wait::IpcWaiter;
 use super::{process, EvictionKind};
 use crate::error::PublishError;
@@ -19,17 +19,6 @@ use crate::protocol::table::{
 };
 use crate::protocol::wait::WaitStrategy;
 
-impl AsMulti for Segment {
-    #[inline]
-    fn words(&self) -> &MultiWords {
-        &self.control().multi
-    }
-    #[inline]
-    fn multi(&self) -> MultiRef<'_> {
-        Segment::multi(self)
-    }
-}
-
 /// The bound a producer rereading the stage table caps its minimum at, and a joining stage
 /// starts after, each read with the ordering the join protocol needs (`protocol::table`).
 pub(crate) fn join_bound(segment: &Segment) -> i64 {
@@ -40,14 +29,69 @@ pub(crate) fn join_bound(segment: &Segment) -> i64 {
     }
 }
 
-/// The claim context of a producer handle over a segment: `S` is the sequencer type the
-/// context gives (`Single`, or the segment itself as the multi-producer words).
+/// The multi-producer sequencer of a segment, as a claim sees it: its words and its view,
+/// computed once per handle.
+pub(crate) struct SegMulti<'a> {
+    words: &'a MultiWords,
+    view: MultiRef<'a>,
+}
+
+impl AsMulti for SegMulti<'_> {
+    #[inline]
+    fn words(&self) -> &MultiWords {
+        self.words
+    }
+    #[inline]
+    fn multi(&self) -> MultiRef<'_> {
+        self.view
+    }
+}
+
+/// The producer kind of a [`Cx`] with the multi-producer sequencer.
+pub(crate) struct MultiKind;
+
+/// The claim context of a producer handle over a segment, for producer kind `S` (`Single` or
+/// [`MultiKind`]). Every address the hot path uses is computed once, when the handle is made:
+/// derived from the segment on each publish, they cost about 20 instructions per event (the
+/// `ringmq-ipc` column of benches/icount.rs).
 pub(crate) struct Cx<'a, E, S> {
     pub(crate) segment: &'a Segment,
-    pub(crate) wait: &'a IpcWaiter,
+    control: &'a Control,
+    slots: Slots<'a, E>,
+    skips: Skips<'a>,
+    multi: SegMulti<'a>,
+    wait: &'a IpcWaiter,
     /// The producer's own entry (the multi producer announces its claims there).
-    pub(crate) entry: &'a ProducerEntry,
-    pub(crate) _types: PhantomData<fn() -> (E, S)>,
+    entry: &'a ProducerEntry,
+    capacity: i64,
+    /// Whether publishes must wake sleepers (`IpcWait::Blocking`).
+    blocking: bool,
+    _kind: PhantomData<fn() -> S>,
+}
+
+impl<'a, E: bytemuck::Pod, S> Cx<'a, E, S> {
+    /// The context of the producer at `entry` of `segment` (whose event type is `E`: checked
+    /// against the header when the segment was created or opened).
+    pub(crate) fn new(segment: &'a Segment, wait: &'a IpcWaiter, entry: usize) -> Self {
+        Self {
+            segment,
+            control: segment.control(),
+            // SAFETY: `E` was checked against the segment's header (size, alignment,
+            // fingerprint) and is `Pod`. Tests: tests/ipc.rs; miri:
+            // `ipc::tests::two_views_of_one_segment_hand_events_over`.
+            slots: unsafe { segment.slots::<E>() },
+            skips: segment.skips(),
+            multi: SegMulti {
+                words: &segment.control().multi,
+                view: segment.multi(),
+            },
+            wait,
+            entry: &segment.producers()[entry],
+            capacity: segment.layout().capacity as i64,
+            blocking: wait.kind == super::IpcWait::Blocking,
+            _kind: PhantomData,
+        }
+    }
 }
 
 macro_rules! context_common {
@@ -55,14 +99,14 @@ macro_rules! context_common {
         type Wait = IpcWaiter;
         #[inline]
         fn capacity(&self) -> i64 {
-            self.segment.layout().capacity as i64
+            self.capacity
         }
         #[inline]
         fn phase(&self) -> &Phase {
-            &self.segment.control().phase
+            &self.control.phase
         }
         fn publish_error(&self) -> PublishError {
-            self.segment.control().phase.refusal()
+            self.control.phase.refusal()
         }
         fn gating_minimum(&self) -> i64 {
             table::gating_minimum(self.segment.stages(), join_bound(self.segment))
@@ -79,19 +123,19 @@ impl<E> ClaimContext for Cx<'_, E, Single> {
     context_common!();
     #[inline]
     fn sequencer(&self) -> &Single {
-        self.segment.single()
+        &self.control.single
     }
 }
 
-impl<E> ClaimContext for Cx<'_, E, Segment> {
-    type Sequencer = Segment;
+impl<'a, E> ClaimContext for Cx<'a, E, MultiKind> {
+    type Sequencer = SegMulti<'a>;
     /// Release: a survivor that repairs a dead producer's claim reads the counter and must see
     /// every announcement made before a claim below it (`protocol::table`).
     const CLAIM_ORDER: Ordering = Ordering::Release;
     context_common!();
     #[inline]
-    fn sequencer(&self) -> &Segment {
-        self.segment
+    fn sequencer(&self) -> &SegMulti<'a> {
+        &self.multi
     }
     #[inline]
     fn announce(&self, first: i64, n: i64) {
@@ -104,14 +148,11 @@ macro_rules! target_common {
         type Event = E;
         #[inline]
         fn slots(&self) -> Slots<'_, E> {
-            // SAFETY: the front end checked `E` against the segment's header (size, alignment,
-            // fingerprint) and bounds it by `Pod`. Tests: tests/ipc.rs; miri:
-            // `ipc::tests::two_views_of_one_segment_hand_events_over`.
-            unsafe { self.segment.slots::<E>() }
+            self.slots
         }
         #[inline]
         fn mark_skipped(&self, sequence: i64) {
-            self.segment.skips().mark(sequence)
+            self.skips.mark(sequence)
         }
     };
 }
@@ -129,12 +170,14 @@ impl<E> Target for Cx<'_, E, Single> {
     }
     #[inline]
     fn publish(&self, lo: i64, hi: i64) {
-        self.segment.single().publish(lo, hi);
-        self.wait.notify();
+        self.control.single.publish(lo, hi);
+        if self.blocking {
+            self.wait.notify();
+        }
     }
 }
 
-impl<E> Target for Cx<'_, E, Segment> {
+impl<E> Target for Cx<'_, E, MultiKind> {
     target_common!();
     #[inline]
     fn claim_sequences(
@@ -147,36 +190,72 @@ impl<E> Target for Cx<'_, E, Segment> {
     }
     #[inline]
     fn publish(&self, lo: i64, hi: i64) {
-        self.segment.multi().publish(lo, hi);
-        self.wait.notify();
+        self.multi.view.publish(lo, hi);
+        if self.blocking {
+            self.wait.notify();
+        }
     }
 }
 
-/// A consumer's view of the slots and skip marks of a segment with events `E`.
-pub(crate) struct Events<'a, E> {
-    pub(crate) segment: &'a Segment,
-    pub(crate) _event: PhantomData<fn() -> E>,
+/// What a consumer reads through, its addresses computed once per handle (as [`Cx`]'s): the
+/// slots, the skip marks, the published sequences and its own entry.
+pub(crate) struct Reader<'a, E> {
+    slots: Slots<'a, E>,
+    skips: Skips<'a>,
+    /// The single producer's sequencer, or `None` for the multi producer's `multi`.
+    single: Option<&'a Single>,
+    multi: MultiRef<'a>,
+    pub(crate) phase: &'a Phase,
+    pub(crate) own: &'a crate::protocol::table::StageEntry,
+    pub(crate) stages: &'a [crate::protocol::table::StageEntry],
+    /// Whether releases must wake sleepers (`IpcWait::Blocking`).
+    pub(crate) blocking: bool,
 }
 
-impl<E> Source<E> for Events<'_, E> {
+impl<'a, E: bytemuck::Pod> Reader<'a, E> {
+    /// The reader of the stage at `index` of `segment` (whose event type is `E`: checked
+    /// against the header when the segment was created or opened).
+    pub(crate) fn new(segment: &'a Segment, wait: &IpcWaiter, index: usize) -> Self {
+        Self {
+            // SAFETY: `E` was checked against the segment's header (size, alignment,
+            // fingerprint) and is `Pod`. Tests: tests/ipc.rs; miri:
+            // `ipc::tests::two_views_of_one_segment_hand_events_over`.
+            slots: unsafe { segment.slots::<E>() },
+            skips: segment.skips(),
+            single: (segment.header().kind == KIND_SINGLE).then(|| segment.single()),
+            multi: segment.multi(),
+            phase: &segment.control().phase,
+            own: &segment.stages()[index],
+            stages: segment.stages(),
+            blocking: wait.kind == super::IpcWait::Blocking,
+        }
+    }
+
+    /// The highest sequence published from `next` on (`next - 1`: none), `Acquire`.
+    #[inline]
+    pub(crate) fn highest_published(&self, next: i64) -> i64 {
+        match self.single {
+            Some(single) => single.highest_published(next),
+            None => self.multi.highest_published(next),
+        }
+    }
+}
+
+// Moving a consumer handle to another thread (`ShmConsumer` is `Send`, not `Sync`) takes its
+// reader along; checked by the doc tests of `ShmProducer` (which assert `ShmConsumer: Send`)
+// and exercised across threads by `ipc::tests` under miri.
+// SAFETY: references into the segment (`Segment: Send + Sync`) and slots read through the ring
+// protocol, as `Ring<E>` is `Send` for `E: Send`.
+unsafe impl<E: Send + Sync> Send for Reader<'_, E> {}
+
+impl<E> Source<E> for Reader<'_, E> {
     #[inline]
     fn slots(&self) -> Slots<'_, E> {
-        // SAFETY: as in `target_common!`: `E` was checked against the header and is `Pod`.
-        unsafe { self.segment.slots::<E>() }
+        self.slots
     }
     #[inline]
     fn skips(&self) -> Skips<'_> {
-        self.segment.skips()
-    }
-}
-
-/// The highest sequence published from `next` on (`next - 1`: none), `Acquire`.
-#[inline]
-pub(crate) fn highest_published(segment: &Segment, next: i64) -> i64 {
-    if segment.header().kind == KIND_SINGLE {
-        segment.single().highest_published(next)
-    } else {
-        segment.multi().highest_published(next)
+        self.skips
     }
 }
 

@@ -86,6 +86,14 @@ impl WaitStrategy for IpcWaiter {
         mut stop: impl FnMut() -> Option<S>,
         deadline: Option<Instant>,
     ) -> Waited<T, S> {
+        // The first look reads no clock: a wait that finds its condition at once (a consumer's
+        // every batch under load, a claim's room check) costs two calls, not a clock read.
+        if let Some(v) = ready() {
+            return Waited::Ready(v);
+        }
+        if let Some(s) = stop() {
+            return Waited::Stopped(s);
+        }
         let mut next_tick = Instant::now() + self.tick;
         let mut spins = 0u32;
         let words = &self.segment.control().wait;
