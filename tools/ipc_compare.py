@@ -7,6 +7,7 @@ both under 150 ns, "far": both over 300 ns); results are split by placement, as 
 
     cargo bench --bench ipc --no-run
     python3 tools/ipc_compare.py [rounds] [--out FILE]
+    python3 tools/ipc_compare.py --from FILE [FILE ...] [--out FILE]   # report saved trials again
 """
 import glob
 import json
@@ -80,18 +81,31 @@ def main():
         i = args.index("--out")
         out = args[i + 1]
         del args[i:i + 2]
-    rounds = int(args[0]) if args else 6
-    bin_path = binary()
     trials = []
-    for r in range(rounds):
-        order = IMPLS[:]
-        random.shuffle(order)
-        for impl in order:
-            t = trial(bin_path, impl)
-            t["round"] = r
-            t["placement"] = placement(t)
-            trials.append(t)
-            print(json.dumps(t), flush=True)
+    if args and args[0] == "--from":
+        # Saved trials (the JSON lines of earlier --out files); rounds renumbered per file.
+        offset = 0
+        for path in args[1:]:
+            with open(path) as f:
+                got = [json.loads(line) for line in f if line.startswith("{")]
+            for t in got:
+                t["round"] += offset
+            if got:
+                offset = 1 + max(t["round"] for t in got)
+            trials += got
+        rounds = 1 + max(t["round"] for t in trials)
+    else:
+        rounds = int(args[0]) if args else 6
+        bin_path = binary()
+        for r in range(rounds):
+            order = IMPLS[:]
+            random.shuffle(order)
+            for impl in order:
+                t = trial(bin_path, impl)
+                t["round"] = r
+                t["placement"] = placement(t)
+                trials.append(t)
+                print(json.dumps(t), flush=True)
     lines = ["# benches/ipc.rs in fresh processes, shuffled rounds",
              f"rounds {rounds}; trials kept by placement: " + ", ".join(
                  f"{p} {sum(t['placement'] == p for t in trials)}" for p in ("near", "far", "mixed"))]
