@@ -287,6 +287,10 @@ fn exactly_once_across_five_processes_with_two_producers_multicast_and_a_pipelin
     b.expect("ATTACHED");
     let c = consumer("c-after-a", "a");
     c.expect("ATTACHED");
+    // The parent holds a producer of its own until both children are done: the last multi
+    // producer to leave closes the ring, and a child that finished before the other attached
+    // would otherwise close it under the other's feet.
+    let keep_open = ring.producer().unwrap();
     let producers: Vec<Kid> = (0..2)
         .map(|id| {
             Kid::spawn(
@@ -304,6 +308,7 @@ fn exactly_once_across_five_processes_with_two_producers_multicast_and_a_pipelin
         p.expect("DONE");
         p.finish();
     }
+    drop(keep_open);
     for kid in [a, b, c] {
         let (handled, counts) = result_of(&kid.expect("RESULT"));
         assert_eq!(handled, 2 * EACH);

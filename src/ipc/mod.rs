@@ -411,7 +411,10 @@ impl<E: bytemuck::Pod + Send + Sync> ShmRing<E> {
     }
 
     /// A producer handle. A single-producer ring has one, ever: a second is refused while the
-    /// first lives, and the first's drop closes the ring.
+    /// first lives, and the first's drop closes the ring. In a multi-producer ring, the last
+    /// handle's drop closes it, and a handle asked for after that is refused with
+    /// [`ShmError::Closed`]: a ring whose producer processes come and go is kept open by a handle
+    /// that one long-lived process (the creator, say) holds until the end.
     ///
     /// # Errors
     /// [`ShmError::ProducerTaken`], [`ShmError::ProducersFull`], [`ShmError::Closed`].

@@ -91,9 +91,19 @@ fn two_multi_producers_on_one_segment_lose_and_repeat_nothing() {
     let (segment, waiter) = heap(KIND_MULTI, 4);
     let consumer = ShmConsumer::<u64>::attach(segment.clone(), waiter.clone(), "c", &[]).unwrap();
     let reader = std::thread::spawn(move || drain(consumer));
-    let producers: Vec<_> = (0..2u64)
+    // Both attach before either starts: the last multi producer to leave closes the ring, so a
+    // producer that finished before the other attached would (rightly) close it first.
+    let attached: Vec<_> = (0..2u64)
         .map(|p| {
-            let mut producer = ShmProducer::<u64>::attach(segment.clone(), waiter.clone()).unwrap();
+            (
+                p,
+                ShmProducer::<u64>::attach(segment.clone(), waiter.clone()).unwrap(),
+            )
+        })
+        .collect();
+    let producers: Vec<_> = attached
+        .into_iter()
+        .map(|(p, mut producer)| {
             std::thread::spawn(move || {
                 for i in 0..8u64 {
                     producer.publish(|e| *e = p * 1000 + i).unwrap();
