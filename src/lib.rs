@@ -84,6 +84,7 @@
 mod consume;
 mod diag;
 mod error;
+pub mod future;
 mod graph;
 #[cfg(all(target_os = "linux", not(loom)))]
 pub mod ipc;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::PublishError;
 use crate::protocol::publish;
-use crate::protocol::sequencer::{LocalClaim, Mode, Multi, Sequencer, Single};
+use crate::protocol::sequencer::{LocalClaim, Mode, Multi, Sequencer, SequencerImpl, Single};
 use crate::protocol::wait::WaitStrategy;
 use crate::protocol::Core;
 use crate::sync::{Arc, Ordering};
@@ -250,6 +250,70 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         self.batch(n, mode, write)
     }
 
+    /// Publishes one event, awaiting room instead of blocking the thread: the async
+    /// [`publish`](Self::publish). Returns its sequence.
+    ///
+    /// Cancellation-safe: the claim is taken only in a `poll` where it can be written and
+    /// published at once, so a future dropped at any await point published nothing, called
+    /// nothing and holds no slot (see [`crate::future`]). Wrap it in a runtime's timeout for a
+    /// deadline. Tasks sleep until woken with a [`Blocking`](crate::Blocking) queue; with a
+    /// polling strategy they re-poll through the executor.
+    ///
+    /// # Errors
+    /// Those of [`publish`](Self::publish): `Shutdown`, `ConsumerFailed`, `NoConsumers`.
+    ///
+    /// ```
+    /// use ringmq::{Blocking, Builder};
+    ///
+    /// let mut b = Builder::multi_producer(4, || 0u64, Blocking::new())?;
+    /// let mut poller = b.add_poller(&[])?;
+    /// let (mut producer, queue) = b.build()?;
+    /// futures_executor::block_on(async {
+    ///     for i in 0..3 {
+    ///         assert_eq!(producer.publish_async(|e| *e = i * 10).await, Ok(i as i64));
+    ///     }
+    /// });
+    /// let mut seen = Vec::new();
+    /// poller.poll(|e, _, _| { seen.push(*e); true });
+    /// assert_eq!(seen, [0, 10, 20]);
+    /// # drop(producer); drop(poller); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_async<F: FnOnce(&mut E)>(
+        &mut self,
+        write: F,
+    ) -> crate::future::Publish<'_, E, S, W, F> {
+        crate::future::Publish::new(self, write)
+    }
+
+    /// Publishes `n` events with one cursor update, awaiting room for all of them: the async
+    /// [`publish_batch`](Self::publish_batch), cancellation-safe as
+    /// [`publish_async`](Self::publish_async) is (all `n` are claimed, written and published in
+    /// one `poll`, or none is claimed).
+    ///
+    /// # Errors
+    /// Those of [`publish_batch`](Self::publish_batch), `BatchTooLarge` included.
+    ///
+    /// ```
+    /// use ringmq::{Blocking, Builder};
+    ///
+    /// let mut b = Builder::single_producer(8, || 0u64, Blocking::new())?;
+    /// let mut poller = b.add_poller(&[])?;
+    /// let (mut producer, queue) = b.build()?;
+    /// let seqs = futures_executor::block_on(producer.publish_batch_async(3, |e, i| *e = i as u64));
+    /// assert_eq!(seqs, Ok(0..3));
+    /// assert!(futures_executor::block_on(producer.publish_batch_async(9, |_, _| {})).is_err());
+    /// # drop(producer); drop(poller); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn publish_batch_async<F: FnMut(&mut E, usize)>(
+        &mut self,
+        n: usize,
+        write: F,
+    ) -> crate::future::PublishBatch<'_, E, S, W, F> {
+        crate::future::PublishBatch::new(self, n, write)
+    }
+
     /// The highest sequence published (single producer) or claimed (multi producer).
     ///
     /// ```
@@ -336,28 +400,55 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
     }
 
     #[inline]
-    fn batch(
+    pub(crate) fn batch(
         &mut self,
         n: usize,
         mode: Mode,
         write: impl FnMut(&mut E, usize),
     ) -> Result<Range<i64>, PublishError> {
-        let capacity = self.core.ring.capacity();
-        if n as u64 > capacity as u64 {
-            return Err(PublishError::BatchTooLarge {
-                requested: n,
-                capacity: capacity as usize,
-            });
-        }
-        if n == 0 {
-            self.core.lifecycle.check_open()?;
-            let at = self.cursor() + 1;
-            return Ok(at..at);
-        }
-        let claim = publish::claim(&*self.core, &mut self.local, n as i64, mode)?;
-        let first = publish::write_batch(&*self.core, claim, write);
-        Ok(first..first + n as i64)
+        let (core, local) = self.parts();
+        batch(core, local, n, mode, write)
     }
+}
+
+impl<E, S, W> Producer<E, S, W> {
+    /// The core and this handle's claim state, borrowed apart (for the async futures).
+    #[inline]
+    pub(crate) fn parts(&mut self) -> (&Core<E, S, W>, &mut LocalClaim) {
+        (&self.core, &mut self.local)
+    }
+
+    /// The core, shared.
+    #[inline]
+    pub(crate) fn core(&self) -> &Core<E, S, W> {
+        &self.core
+    }
+}
+
+/// Checks `n`, claims `n` sequences in `mode`, writes and publishes them.
+#[inline]
+pub(crate) fn batch<E, S: SequencerImpl, W: WaitStrategy>(
+    core: &Core<E, S, W>,
+    local: &mut LocalClaim,
+    n: usize,
+    mode: Mode,
+    write: impl FnMut(&mut E, usize),
+) -> Result<Range<i64>, PublishError> {
+    let capacity = core.ring.capacity();
+    if n as u64 > capacity as u64 {
+        return Err(PublishError::BatchTooLarge {
+            requested: n,
+            capacity: capacity as usize,
+        });
+    }
+    if n == 0 {
+        core.lifecycle.check_open()?;
+        let at = core.sequencer.cursor() + 1;
+        return Ok(at..at);
+    }
+    let claim = publish::claim(core, local, n as i64, mode)?;
+    let first = publish::write_batch(core, claim, write);
+    Ok(first..first + n as i64)
 }
 
 impl<E, W: WaitStrategy> Clone for Producer<E, Multi, W> {

@@ -16,7 +16,8 @@ use crate::protocol::barrier::Control;
 use crate::protocol::lifecycle::{Lifecycle, Stop};
 use crate::protocol::sequence::{minimum, Sequence};
 use crate::protocol::sequencer::SequencerImpl;
-use crate::protocol::wait::{WaitStrategy, Waited};
+use crate::protocol::wait::{task_waits, WaitStrategy, Waited};
+use crate::protocol::wake::TaskWaits;
 use crate::protocol::Core;
 use crate::sync::Arc;
 
@@ -31,6 +32,7 @@ trait Progress: Send + Sync {
         stop: &mut dyn FnMut() -> Option<TrackerError>,
         deadline: Option<Instant>,
     ) -> Waited<(), TrackerError>;
+    fn task_waits(&self) -> Option<TaskWaits<'_>>;
 }
 
 /// A queue's core behind a [`Progress`]: a std `Arc` of this is the trait object (loom's `Arc`,
@@ -51,6 +53,9 @@ impl<E: Send + Sync, S: SequencerImpl, W: WaitStrategy> Progress for Queue<E, S,
         deadline: Option<Instant>,
     ) -> Waited<(), TrackerError> {
         self.0.wait.wait_until(ready, stop, deadline)
+    }
+    fn task_waits(&self) -> Option<TaskWaits<'_>> {
+        task_waits(&self.0.wait)
     }
 }
 
@@ -192,9 +197,47 @@ impl Tracker {
             return Ok(());
         }
         let deadline = crate::sync::deadline_in(timeout);
-        let lifecycle = self.queue.lifecycle();
         let mut ready = || self.is_processed(sequence).then_some(());
-        let mut stop = || {
+        let mut stop = || self.stop_for(sequence);
+        match self.queue.wait(&mut ready, &mut stop, deadline) {
+            Waited::Ready(()) => Ok(()),
+            Waited::Stopped(e) => Err(e),
+            Waited::TimedOut => Err(TrackerError::Timeout),
+        }
+    }
+    /// Awaits the moment the watched stage (or the whole graph) has processed `sequence`: the
+    /// async [`wait_processed`](Self::wait_processed), without a timeout of its own (wrap it in
+    /// your runtime's). Resolves at once if it already has. Tasks sleep until the stage's next
+    /// batch wakes them with a [`Blocking`](crate::Blocking) queue; with a polling strategy they
+    /// re-poll through the executor.
+    ///
+    /// # Errors
+    /// Those of [`wait_processed`](Self::wait_processed) but `Timeout`: the stage was removed, no
+    /// stage is left, the queue shut down before `sequence` was published, or it halted or
+    /// failed (`ConsumerFailed` names the handler).
+    ///
+    /// ```
+    /// use ringmq::{Blocking, Builder, Consumer};
+    ///
+    /// let mut b = Builder::multi_producer(64, || 0u64, Blocking::new())?;
+    /// let store = b.add(Consumer::new("store", |_: &u64, _, _| {}));
+    /// let (mut producer, queue) = b.build()?;
+    /// let receipts = queue.tracker(store)?;
+    /// futures_executor::block_on(async {
+    ///     let seq = producer.publish_async(|e| *e = 7).await?;
+    ///     receipts.processed_async(seq).await?; // the store has handled it
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # drop(producer); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn processed_async(&self, sequence: i64) -> crate::future::Processed<'_> {
+        crate::future::Processed::new(self, sequence)
+    }
+
+    /// Why nobody will ever process `sequence`, if so.
+    pub(crate) fn stop_for(&self, sequence: i64) -> Option<TrackerError> {
+        let lifecycle = self.queue.lifecycle();
             match &*self.watched {
                 Watched::Stage { name, control, .. } if control.left() => {
                     return Some(TrackerError::StageRemoved {
@@ -215,12 +258,11 @@ impl Tracker {
                 Some(Stop::Drained) => Some(TrackerError::Shutdown),
                 Some(Stop::Halted) => Some(lifecycle.publish_error().into()),
             }
-        };
-        match self.queue.wait(&mut ready, &mut stop, deadline) {
-            Waited::Ready(()) => Ok(()),
-            Waited::Stopped(e) => Err(e),
-            Waited::TimedOut => Err(TrackerError::Timeout),
-        }
+            }
+
+    /// The queue's task table, if its strategy wakes tasks.
+    pub(crate) fn task_waits(&self) -> Option<TaskWaits<'_>> {
+        self.queue.task_waits()
     }
 }
 

@@ -129,7 +129,18 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
     /// assert_eq!(poller.poll_n(2, |_, _, _| true), ringmq::PollState::Processed(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn poll_n(&mut self, limit: usize, mut f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
+    pub fn poll_n(&mut self, limit: usize, f: impl FnMut(&E, i64, bool) -> bool) -> PollState {
+        self.poll_shared(limit, f)
+    }
+
+    /// [`poll_n`](Self::poll_n) through a shared borrow: nothing in a poll needs `&mut` (the
+    /// public calls take it so that one poller is polled by one caller at a time, which the
+    /// async futures keep by holding the `&mut`).
+    pub(crate) fn poll_shared(
+        &self,
+        limit: usize,
+        mut f: impl FnMut(&E, i64, bool) -> bool,
+    ) -> PollState {
         let next = self.sequence.get_relaxed() + 1;
         let available = self.barrier.available(next);
         if available < next || limit == 0 {
@@ -249,6 +260,72 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
         self.tracker.clone()
     }
 
+    /// Hands every available event to `f` as [`poll`](Self::poll) does, awaiting events when
+    /// none are available: resolves to [`PollState::Processed`] (how many `f` saw) or, once the
+    /// queue has shut down and this poller drained it, [`PollState::Closed`]. Never `Idle` or
+    /// `Gated`: those are what it awaits.
+    ///
+    /// Cancellation-safe: events are handed over and the poller's sequence stored within one
+    /// `poll`; a dropped future consumed nothing beyond what `f` saw. Tasks sleep until a
+    /// publish wakes them with a [`Blocking`](crate::Blocking) queue; with a polling strategy
+    /// they re-poll through the executor.
+    ///
+    /// ```
+    /// use ringmq::{Blocking, Builder, PollState};
+    ///
+    /// let mut b = Builder::single_producer(8, || 0u64, Blocking::new())?;
+    /// let mut poller = b.add_poller(&[])?;
+    /// let (mut producer, queue) = b.build()?;
+    /// let feeder = std::thread::spawn(move || {
+    ///     for i in 1..=5 {
+    ///         producer.publish(|e| *e = i).unwrap();
+    ///     }
+    /// });
+    /// let sum = futures_executor::block_on(async {
+    ///     let mut sum = 0;
+    ///     while let PollState::Processed(_) = poller.poll_async(|e, _, _| { sum += *e; true }).await {}
+    ///     sum
+    /// });
+    /// assert_eq!(sum, 15);
+    /// feeder.join().unwrap();
+    /// # drop(poller); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_async<F: FnMut(&E, i64, bool) -> bool>(
+        &mut self,
+        f: F,
+    ) -> crate::future::PollEvents<'_, E, S, W, F> {
+        crate::future::PollEvents::new(self, f)
+    }
+
+    /// A [`Stream`](futures_core::Stream) of copies of the events, each with its sequence,
+    /// awaiting them as [`poll_async`](Self::poll_async) does; it ends once the queue has shut
+    /// down and this poller drained it. One event per item, so the poller's sequence (what
+    /// producers wait on) moves at each.
+    ///
+    /// ```
+    /// use ringmq::{Blocking, Builder};
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut b = Builder::single_producer(8, || 0u64, Blocking::new())?;
+    /// let mut poller = b.add_poller(&[])?;
+    /// let (mut producer, queue) = b.build()?;
+    /// for i in 0..3 {
+    ///     producer.publish(|e| *e = i * i)?;
+    /// }
+    /// drop(producer); // closes: the stream ends after the three
+    /// let got: Vec<(i64, u64)> = futures_executor::block_on(poller.events().collect());
+    /// assert_eq!(got, [(0, 0), (1, 1), (2, 4)]);
+    /// # drop(poller); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn events(&mut self) -> crate::future::Events<'_, E, S, W>
+    where
+        E: Copy,
+    {
+        crate::future::Events::new(self)
+    }
+
     fn why_nothing(&self, next: i64) -> PollState {
         if self.barrier.stop(next).is_some() {
             PollState::Closed
@@ -278,6 +355,13 @@ struct Done<'a> {
 impl Drop for Done<'_> {
     fn drop(&mut self) {
         self.sequence.set(self.last);
+    }
+}
+
+impl<E, S, W> Poller<E, S, W> {
+    /// The queue's core, for the async futures' waker table.
+    pub(crate) fn core(&self) -> &crate::protocol::Core<E, S, W> {
+        &self.barrier.core
     }
 }
 

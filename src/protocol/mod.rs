@@ -33,6 +33,7 @@ pub(crate) mod sequence;
 pub(crate) mod sequencer;
 pub(crate) mod table;
 pub mod wait;
+pub(crate) mod wake;
 
 use crate::error::PublishError;
 use crate::protocol::gating::Gating;

@@ -25,6 +25,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::protocol::wake::{notify_tasks, TaskWaits, Tasks, TASK, THREAD};
 use crate::sync::{fence, spin_loop, thread, AtomicUsize, Backoff, Condvar, Mutex, Ordering};
 
 /// How a wait ended.
@@ -58,6 +59,22 @@ pub trait WaitStrategy: Send + Sync + 'static {
     /// Called after a sequence that somebody may wait on has moved.
     #[inline]
     fn notify(&self) {}
+
+    /// The [`Blocking`] whose table wakes this strategy's async waiters (an awaiting producer,
+    /// poller or receipt), if it has one. The default, `None`, is right for the strategies that
+    /// poll: an async waiter then re-polls through its executor (the task wakes itself and
+    /// yields), as a [`Yielding`] thread looks again. A strategy of your own that wraps a
+    /// `Blocking` (and calls its `notify`) returns it here so tasks sleep until woken.
+    ///
+    /// ```
+    /// use ringmq::{Blocking, WaitStrategy, Yielding};
+    /// assert!(Blocking::new().task_wakeups().is_some());
+    /// assert!(Yielding.task_wakeups().is_none());
+    /// ```
+    #[inline]
+    fn task_wakeups(&self) -> Option<&Blocking> {
+        None
+    }
 }
 
 /// Runs the polling loop shared by the non-blocking strategies; `pause` runs between two looks.
@@ -223,36 +240,97 @@ impl WaitStrategy for Sleeping {
     }
 }
 
-/// Parks waiting threads until they are notified: zero idle CPU, a wake-up's latency.
+/// Parks waiting threads, and puts waiting async tasks to sleep, until they are notified: zero
+/// idle CPU, a wake-up's latency.
 ///
-/// Safe with any number of threads on any number of cores: the safe choice when unsure.
+/// Safe with any number of threads on any number of cores: the safe choice when unsure, and the
+/// strategy for a queue with async participants (see [`task_wakeups`](WaitStrategy::task_wakeups)).
 ///
 /// # Protocol
-/// A waiter announces itself (`sleepers += 1`), issues a SeqCst fence, takes the lock, looks at the
+/// A waiter announces itself (`count += 1`), issues a SeqCst fence, takes the lock, looks at the
 /// condition once more and only then sleeps on the condvar. A notifier makes the condition true,
-/// issues a SeqCst fence and loads `sleepers`; only if it is non-zero does it take the lock and
+/// issues a SeqCst fence and loads `count`; only if it is non-zero does it take the lock and
 /// wake everybody. The two fences are ordered one way or the other: either the notifier sees the
 /// announcement (and wakes the waiter, whose sleep it cannot slip past because it takes the lock
 /// the waiter holds until it sleeps), or the waiter's last look sees the condition. No wake-up is
 /// lost, and a notifier with nobody asleep pays a fence and a load.
-#[derive(Default)]
+///
+/// Tasks wait in a fixed table of waker slots (64 by default, [`with_task_slots`](Self::with_task_slots))
+/// counted in the upper half of the same word, by the same fence-and-recheck protocol (the
+/// `protocol::wake` module); so the notifier's one load tells it whether to take the lock, wake
+/// tasks, both or neither.
 pub struct Blocking {
-    sleepers: AtomicUsize,
+    /// Parked threads (in units of `wake::THREAD`) plus leased task slots (`wake::TASK`).
+    count: AtomicUsize,
     lock: Mutex<()>,
     condvar: Condvar,
+    tasks: Tasks,
+}
+
+impl Default for Blocking {
+    fn default() -> Self {
+        Self::with_task_slots(64)
+    }
 }
 
 impl Blocking {
-    /// A blocking strategy with nobody asleep.
+    /// A blocking strategy with nobody asleep and 64 task slots.
+    ///
+    /// ```
+    /// let wait = ringmq::Blocking::new();
+    /// assert_eq!(wait.task_slots(), 64);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A blocking strategy with room for `slots` async tasks waiting at the same time (rounded
+    /// up to a multiple of 64). More tasks than that may wait: the extra ones re-poll through
+    /// their executor until a slot frees, so they cost CPU, never a hang. The table is
+    /// allocated here, once; a wait allocates nothing.
+    ///
+    /// ```
+    /// let wait = ringmq::Blocking::with_task_slots(1000);
+    /// assert_eq!(wait.task_slots(), 1024);
+    /// ```
+    pub fn with_task_slots(slots: usize) -> Self {
+        Self {
+            count: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            condvar: Condvar::new(),
+            tasks: Tasks::new(slots),
+        }
+    }
+
+    /// How many async tasks can wait at once without re-polling.
+    ///
+    /// ```
+    /// assert_eq!(ringmq::Blocking::with_task_slots(1).task_slots(), 64);
+    /// ```
+    pub fn task_slots(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub(crate) fn task_waits(&self) -> TaskWaits<'_> {
+        TaskWaits {
+            count: &self.count,
+            tasks: &self.tasks,
+        }
+    }
+}
+
+/// The table through which `wait` wakes tasks, if it has one.
+#[inline]
+pub(crate) fn task_waits<W: WaitStrategy + ?Sized>(wait: &W) -> Option<TaskWaits<'_>> {
+    wait.task_wakeups().map(Blocking::task_waits)
 }
 
 impl std::fmt::Debug for Blocking {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.count.load(Ordering::Relaxed);
         f.debug_struct("Blocking")
-            .field("sleepers", &self.sleepers.load(Ordering::Relaxed))
+            .field("sleepers", &(count % TASK))
+            .field("tasks", &(count / TASK))
             .finish()
     }
 }
@@ -274,7 +352,7 @@ impl WaitStrategy for Blocking {
             if crate::sync::expired(deadline) {
                 return Waited::TimedOut;
             }
-            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            self.count.fetch_add(THREAD, Ordering::Relaxed);
             // SeqCst fence: pairs with the one in `notify` (see the protocol above).
             fence(Ordering::SeqCst);
             let guard = self.lock.lock().unwrap();
@@ -294,7 +372,7 @@ impl WaitStrategy for Blocking {
                 }
                 None
             };
-            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            self.count.fetch_sub(THREAD, Ordering::Relaxed);
             if let Some(o) = outcome {
                 return o;
             }
@@ -304,12 +382,30 @@ impl WaitStrategy for Blocking {
     #[inline]
     fn notify(&self) {
         // SeqCst fence: orders our caller's store (the sequence it moved) before the load of
-        // `sleepers`, against the waiter's announce-then-look (see the protocol above).
+        // `count`, against the waiter's announce-then-look (see the protocol above).
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
+        let seen = self.count.load(Ordering::Relaxed);
+        if seen != 0 {
+            self.wake(seen);
+        }
+    }
+
+    #[inline]
+    fn task_wakeups(&self) -> Option<&Blocking> {
+        Some(self)
+    }
+}
+
+impl Blocking {
+    /// The notifier's rare half: somebody waits.
+    #[cold]
+    #[inline(never)]
+    fn wake(&self, seen: usize) {
+        if seen % TASK != 0 {
             drop(self.lock.lock().unwrap());
             self.condvar.notify_all();
         }
+        notify_tasks(&self.tasks, seen);
     }
 }
 
