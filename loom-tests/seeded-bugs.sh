@@ -24,7 +24,7 @@ bugs=(
   "multi-batch-publishes-first-slot-only|src/protocol/sequencer/multi.rs|s/            if s == hi \{\n                break;/            if s >= lo {\n                break;/|multi_producer_batch_publish"
   "downstream-ignores-upstream|src/protocol/barrier.rs|s/if self.upstream.is_empty\(\) \{/if true {/|pipeline_stage_two_sees_stage_one_writes"
   "join-waits-for-first-branch-only|src/protocol/barrier.rs|s/minimum\(&self.upstream, i64::MAX\)/minimum(\&self.upstream[..1], i64::MAX)/|diamond_join_waits_for_both_branches"
-  "notify-without-fence|src/protocol/wait.rs|s/fence\(Ordering::SeqCst\);\n        if self.sleepers/if self.sleepers/|blocking_wait_loses_no_wake_up"
+  "notify-without-fence|src/protocol/wait.rs|s/fence\(Ordering::SeqCst\);\n        let seen = self.count/let seen = self.count/|blocking_wait_loses_no_wake_up"
   "waiter-sleeps-without-recheck|src/protocol/wait.rs|s/let outcome = if let Some\(v\) = ready\(\) \{/let outcome = if let Some(v) = None::<T> {/|blocking_wait_loses_no_wake_up"
   "close-drains-one-short|src/protocol/sequencer/multi.rs|s/let next = self.words.next.fetch_or\(CLOSED, Ordering::AcqRel\) & !FLAGS;\n        next - 1/let next = self.words.next.fetch_or(CLOSED, Ordering::AcqRel) \& !FLAGS;\n        next - 2/|shutdown_drains_every_publish_that_returned_ok"
   "close-ignores-announced-claim|src/protocol/sequencer/single.rs|s/if cursor >= announced \{/if true {/|shutdown_releases_a_producer_blocked_on_a_full_ring"
@@ -62,6 +62,11 @@ bugs=(
   "lib-single-join-bound-without-fence|src/protocol/sequencer/single.rs|s/crate::sync::fence\(Ordering::SeqCst\);\n        self.cursor.get\(\)/self.cursor.get()/|protocol::table::models::a_stage_joining_while_the_single_producer_rereads_the_table_is_never_lapped"
   "lib-evicted-stage-still-gates|src/protocol/table.rs|s/if s.state\(\) == ACTIVE \{\n            min.min/if true {\n            min.min/|protocol::table::models::evicting_a_dead_stage_frees_a_producer_waiting_on_it_but_not_past_the_live_one"
   "lib-repair-ignores-live-announcements|src/protocol/table.rs|s/        if covered \{/        if false \&\& covered {/|protocol::table::models::a_dead_producers_hole_is_repaired_and_nothing_else_is"
+  # The task wake-up protocol (src/protocol/wake/models.rs), at preemption bound 3.
+  "lib-task-arms-without-fence|src/protocol/wake.rs|s/    fence\(Ordering::SeqCst\);\n    if let Some\(done\) = attempt\(\)/    if let Some(done) = attempt()/|protocol::wake::models::a_publish_wakes_a_task_awaiting_events"
+  "lib-task-no-second-try|src/protocol/wake.rs|s/    fence\(Ordering::SeqCst\);\n    if let Some\(done\) = attempt\(\)/    fence(Ordering::SeqCst);\n    if let Some(done) = None::<T>/|protocol::wake::models::a_release_of_room_wakes_a_task_awaiting_it"
+  "lib-notify-skips-tasks|src/protocol/wait.rs|s/        notify_tasks\(&self.tasks, seen\);//|protocol::wake::models::a_stage_moving_wakes_a_task_awaiting_a_receipt"
+  "lib-task-never-armed|src/protocol/wake.rs|s/    w.tasks.armed\[i \/ 64\].fetch_or\(1 << \(i % 64\), Ordering::Release\);//|protocol::wake::models::a_release_of_room_wakes_a_task_awaiting_it"
   "lib-multi-refusal-not-flagged|src/protocol/sequencer/multi.rs|s/self.words.next.fetch_or\(REFUSED, Ordering::Release\);//|protocol::sequencer::models::multi_halt_releases_a_producer_waiting_for_room"
 )
 

@@ -114,7 +114,9 @@ pub struct PublishBatch<'a, E, S, W: WaitStrategy, F> {
     lease: Lease,
 }
 
-impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)> PublishBatch<'a, E, S, W, F> {
+impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)>
+    PublishBatch<'a, E, S, W, F>
+{
     pub(crate) fn new(producer: &'a mut Producer<E, S, W>, n: usize, write: F) -> Self {
         Self {
             producer,

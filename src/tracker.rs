@@ -238,27 +238,27 @@ impl Tracker {
     /// Why nobody will ever process `sequence`, if so.
     pub(crate) fn stop_for(&self, sequence: i64) -> Option<TrackerError> {
         let lifecycle = self.queue.lifecycle();
-            match &*self.watched {
-                Watched::Stage { name, control, .. } if control.left() => {
-                    return Some(TrackerError::StageRemoved {
-                        stage: name.clone(),
-                    });
-                }
-                // No live stage: nobody will process `sequence` (a stage that joins later
-                // starts after what is published now).
-                Watched::Graph if lifecycle.has_no_stage() => {
-                    return Some(TrackerError::NoConsumers);
-                }
-                _ => {}
+        match &*self.watched {
+            Watched::Stage { name, control, .. } if control.left() => {
+                return Some(TrackerError::StageRemoved {
+                    stage: name.clone(),
+                });
             }
-            match lifecycle.consumer_stop(sequence) {
-                // Running, or draining with `sequence` within the drain: it will be processed.
-                None => None,
-                // Past what shutdown drains: never published, never processed.
-                Some(Stop::Drained) => Some(TrackerError::Shutdown),
-                Some(Stop::Halted) => Some(lifecycle.publish_error().into()),
+            // No live stage: nobody will process `sequence` (a stage that joins later
+            // starts after what is published now).
+            Watched::Graph if lifecycle.has_no_stage() => {
+                return Some(TrackerError::NoConsumers);
             }
-            }
+            _ => {}
+        }
+        match lifecycle.consumer_stop(sequence) {
+            // Running, or draining with `sequence` within the drain: it will be processed.
+            None => None,
+            // Past what shutdown drains: never published, never processed.
+            Some(Stop::Drained) => Some(TrackerError::Shutdown),
+            Some(Stop::Halted) => Some(lifecycle.publish_error().into()),
+        }
+    }
 
     /// The queue's task table, if its strategy wakes tasks.
     pub(crate) fn task_waits(&self) -> Option<TaskWaits<'_>> {

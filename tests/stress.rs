@@ -16,6 +16,10 @@
 //! after a random stage, lets it work for a while, and removes it (drops the poller), checking
 //! that what it saw starts at its join point, has no gap or duplicate, and was never overwritten.
 //!
+//! In some scenarios the producers publish through the async edge (`publish_async`,
+//! `publish_batch_async` under futures' `block_on`), whatever the wait strategy: with
+//! `Blocking` their tasks sleep until a consumer's batch wakes them, with the others they re-poll.
+//!
 //! `RINGMQ_STRESS_SEED` replays a run (the seed is printed); `RINGMQ_STRESS_EVENTS` sets the total
 //! event budget (default: 10 million in release builds, 300 thousand in debug, 2 thousand under
 //! miri). Run it in release: `cargo test --release --test stress -- --nocapture`.
@@ -90,6 +94,9 @@ struct Scenario {
     per_producer: u64,
     /// A planted handler panic in the first consumer of one shared, non-pool layer.
     fault: Option<Fault>,
+    /// The producers publish through the async edge (`publish_async`,
+    /// `publish_batch_async`), each driven by futures' `block_on` on its thread.
+    async_producers: bool,
 }
 
 /// Where a planted panic goes and what its consumer does after it. The healthy consumers must
@@ -153,6 +160,7 @@ impl Scenario {
             })
         });
         let fault = fault.flatten();
+        let async_producers = rng.chance(30);
         Self {
             producers,
             multi,
@@ -167,13 +175,15 @@ impl Scenario {
             max_batch,
             per_producer,
             fault,
+            async_producers,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "{}P {} cap {} layers {:?} exclusive {:?} pools {:?}{} wait {} batch {} max_batch {:?} x{}{}",
+            "{}P{} {} cap {} layers {:?} exclusive {:?} pools {:?}{} wait {} batch {} max_batch {:?} x{}{}",
             self.producers,
+            if self.async_producers { " async" } else { "" },
             if self.multi { "multi" } else { "single" },
             self.capacity,
             self.layers,
@@ -660,7 +670,25 @@ fn publish_all<S: ringmq::Sequencer, W: WaitStrategy>(
     id: u32,
     count: u64,
     batch: usize,
+    asynchronous: bool,
 ) {
+    if asynchronous {
+        return futures_executor::block_on(async move {
+            let mut n = 0;
+            while n < count {
+                let k = (batch as u64).min(count - n);
+                if k == 1 {
+                    p.publish_async(|e| fill(e, id, n)).await.unwrap();
+                } else {
+                    let base = n;
+                    p.publish_batch_async(k as usize, |e, i| fill(e, id, base + i as u64))
+                        .await
+                        .unwrap();
+                }
+                n += k;
+            }
+        });
+    }
     let mut n = 0;
     while n < count {
         let k = (batch as u64).min(count - n);
@@ -685,6 +713,7 @@ fn fill(e: &mut Ev, producer: u32, n: u64) {
 fn run_scenario<W: WaitStrategy>(sc: &Scenario, wait: W) {
     let per = sc.per_producer;
     let batch = sc.publish_batch;
+    let asynchronous = sc.async_producers;
     if sc.multi {
         let b = Builder::multi_producer(sc.capacity, Ev::default, wait).unwrap();
         let producers = sc.producers;
@@ -692,14 +721,16 @@ fn run_scenario<W: WaitStrategy>(sc: &Scenario, wait: W) {
             (0..producers)
                 .map(|id| {
                     let p = p.clone();
-                    std::thread::spawn(move || publish_all(p, id, per, batch))
+                    std::thread::spawn(move || publish_all(p, id, per, batch, asynchronous))
                 })
                 .collect()
         });
     } else {
         let b = Builder::single_producer(sc.capacity, Ev::default, wait).unwrap();
         run(sc, b, move |p| {
-            vec![std::thread::spawn(move || publish_all(p, 0, per, batch))]
+            vec![std::thread::spawn(move || {
+                publish_all(p, 0, per, batch, asynchronous)
+            })]
         });
     }
 }

@@ -127,6 +127,7 @@ impl Single {
     /// would not order anything (the producer's plain stores break release sequences); the
     /// fences on both sides do: either the joiner's cursor read comes after the producer's
     /// last publish, or the producer's table read sees the joiner's entry.
+    #[cfg_attr(loom, allow(dead_code))] // used by `crate::ipc`
     pub(crate) fn join_bound(&self) -> i64 {
         crate::sync::fence(Ordering::SeqCst);
         self.cursor.get()
