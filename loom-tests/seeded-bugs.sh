@@ -66,6 +66,7 @@ bugs=(
   "lib-task-arms-without-fence|src/protocol/wake.rs|s/    fence\(Ordering::SeqCst\);\n    if let Some\(done\) = attempt\(\)/    if let Some(done) = attempt()/|protocol::wake::models::a_publish_wakes_a_task_awaiting_events"
   "lib-task-no-second-try|src/protocol/wake.rs|s/    fence\(Ordering::SeqCst\);\n    if let Some\(done\) = attempt\(\)/    fence(Ordering::SeqCst);\n    if let Some(done) = None::<T>/|protocol::wake::models::a_release_of_room_wakes_a_task_awaiting_it"
   "lib-notify-skips-tasks|src/protocol/wait.rs|s/        notify_tasks\(&self.tasks, seen\);//|protocol::wake::models::a_stage_moving_wakes_a_task_awaiting_a_receipt"
+  "lib-held-slot-not-rearmed|src/protocol/wake.rs|s/    if lease.0.get\(\).is_none\(\) \{\n        lease.0.set/    if lease.0.get().is_some() {\n        return Poll::Pending;\n    }\n    if lease.0.get().is_none() {\n        lease.0.set/|protocol::wake::models::a_handles_slot_serves_its_next_wait"
   "lib-task-never-armed|src/protocol/wake.rs|s/    w.tasks.armed\[i \/ 64\].fetch_or\(1 << \(i % 64\), Ordering::Release\);//|protocol::wake::models::a_release_of_room_wakes_a_task_awaiting_it"
   "lib-multi-refusal-not-flagged|src/protocol/sequencer/multi.rs|s/self.words.next.fetch_or\(REFUSED, Ordering::Release\);//|protocol::sequencer::models::multi_halt_releases_a_producer_waiting_for_room"
 )

@@ -3,8 +3,9 @@
 //! Made by [`Producer::publish_async`], [`Producer::publish_batch_async`],
 //! [`Poller::poll_async`], [`Poller::events`] and [`Tracker::processed_async`]. They depend on no
 //! runtime (any executor polls them: tokio, smol, futures' executors) and allocate nothing: a
-//! future that must wait leases a waker slot from the queue's [`Blocking`] strategy, and the side
-//! that makes progress wakes it (the protocol is in the crate's `protocol::wake` module, with its
+//! future that must wait registers its waker in a slot of the queue's [`Blocking`] strategy (a
+//! producer or poller leases one the first time it waits and keeps it until the handle drops; a
+//! receipt future holds one while it waits), and the side that makes progress wakes it (the protocol is in the crate's `protocol::wake` module, with its
 //! loom models). With a polling strategy ([`BusySpin`](crate::BusySpin),
 //! [`Yielding`](crate::Yielding), [`Sleeping`](crate::Sleeping)) nobody wakes tasks, so a waiting
 //! future wakes itself and re-polls through the executor: it works, and costs CPU as a spinning
@@ -23,7 +24,7 @@
 //!   `poll`; dropped, it consumed nothing more than the closure saw.
 //! - A receipt future only reads.
 //!
-//! Dropping a waiting future gives its waker slot back.
+//! Dropping a waiting future unregisters it (a receipt future also gives its slot back).
 //!
 //! [`Producer::publish_async`]: crate::Producer::publish_async
 //! [`Producer::publish_batch_async`]: crate::Producer::publish_batch_async
@@ -51,7 +52,6 @@ use crate::tracker::Tracker;
 pub struct Publish<'a, E, S, W: WaitStrategy, F> {
     producer: &'a mut Producer<E, S, W>,
     write: Option<F>,
-    lease: Lease,
 }
 
 impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnOnce(&mut E)> Publish<'a, E, S, W, F> {
@@ -59,7 +59,6 @@ impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnOnce(&mut E)> Publish<'a, E,
         Self {
             producer,
             write: Some(write),
-            lease: Lease::default(),
         }
     }
 }
@@ -72,9 +71,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnOnce(&mut E)> Future for Publish
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (core, local) = this.producer.parts();
+        let (core, local, lease) = this.producer.parts();
         let write = &mut this.write;
-        poll_wait(task_waits(&core.wait), &mut this.lease, cx, || {
+        poll_wait(task_waits(&core.wait), lease, cx, || {
             // A try-claim: it succeeds only when it can be published at once (below, in this
             // same poll), so no claim outlives this call.
             match publish::claim(core, local, 1, Mode::Try) {
@@ -91,7 +90,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnOnce(&mut E)> Future for Publish
 
 impl<E, S, W: WaitStrategy, F> Drop for Publish<'_, E, S, W, F> {
     fn drop(&mut self) {
-        self.lease.end(task_waits(&self.producer.core().wait));
+        // Cancelled mid-wait (or done): the slot stays the producer's, unarmed.
+        let (core, _, lease) = self.producer.parts();
+        lease.disarm(task_waits(&core.wait));
     }
 }
 
@@ -111,7 +112,6 @@ pub struct PublishBatch<'a, E, S, W: WaitStrategy, F> {
     n: usize,
     write: F,
     done: bool,
-    lease: Lease,
 }
 
 impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)>
@@ -123,7 +123,6 @@ impl<'a, E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)>
             n,
             write,
             done: false,
-            lease: Lease::default(),
         }
     }
 }
@@ -141,8 +140,8 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)> Future
         assert!(!this.done, "`PublishBatch` polled after it completed");
         let n = this.n;
         let write = &mut this.write;
-        let (core, local) = this.producer.parts();
-        let result = poll_wait(task_waits(&core.wait), &mut this.lease, cx, || {
+        let (core, local, lease) = this.producer.parts();
+        let result = poll_wait(task_waits(&core.wait), lease, cx, || {
             // The same try-claim as `Publish`: all `n` claimed, written and published in this
             // poll, or nothing claimed.
             match crate::producer::batch(core, local, n, Mode::Try, &mut *write) {
@@ -159,7 +158,8 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&mut E, usize)> Future
 
 impl<E, S, W: WaitStrategy, F> Drop for PublishBatch<'_, E, S, W, F> {
     fn drop(&mut self) {
-        self.lease.end(task_waits(&self.producer.core().wait));
+        let (core, _, lease) = self.producer.parts();
+        lease.disarm(task_waits(&core.wait));
     }
 }
 
@@ -178,16 +178,11 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F> std::fmt::Debug for PublishBatch<'
 pub struct PollEvents<'a, E, S, W: WaitStrategy, F> {
     poller: &'a mut Poller<E, S, W>,
     handle: F,
-    lease: Lease,
 }
 
 impl<'a, E, S: SequencerImpl, W: WaitStrategy, F> PollEvents<'a, E, S, W, F> {
     pub(crate) fn new(poller: &'a mut Poller<E, S, W>, handle: F) -> Self {
-        Self {
-            poller,
-            handle,
-            lease: Lease::default(),
-        }
+        Self { poller, handle }
     }
 }
 
@@ -203,7 +198,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&E, i64, bool) -> bool> Futu
         let this = self.get_mut();
         let poller = &*this.poller;
         let handle = &mut this.handle;
-        poll_wait(task_waits(&poller.core().wait), &mut this.lease, cx, || {
+        poll_wait(task_waits(&poller.core().wait), poller.lease(), cx, || {
             match poller.poll_shared(usize::MAX, &mut *handle) {
                 state @ (PollState::Processed(_) | PollState::Closed) => Some(state),
                 // Idle (nothing published, or only skipped slots) or gated upstream: wait.
@@ -215,7 +210,9 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F: FnMut(&E, i64, bool) -> bool> Futu
 
 impl<E, S, W: WaitStrategy, F> Drop for PollEvents<'_, E, S, W, F> {
     fn drop(&mut self) {
-        self.lease.end(task_waits(&self.poller.core().wait));
+        self.poller
+            .lease()
+            .disarm(task_waits(&self.poller.core().wait));
     }
 }
 
@@ -233,7 +230,6 @@ impl<E, S: SequencerImpl, W: WaitStrategy, F> std::fmt::Debug for PollEvents<'_,
 #[must_use = "streams do nothing unless polled"]
 pub struct Events<'a, E, S, W: WaitStrategy> {
     poller: &'a mut Poller<E, S, W>,
-    lease: Lease,
     ended: bool,
 }
 
@@ -241,7 +237,6 @@ impl<'a, E, S: SequencerImpl, W: WaitStrategy> Events<'a, E, S, W> {
     pub(crate) fn new(poller: &'a mut Poller<E, S, W>) -> Self {
         Self {
             poller,
-            lease: Lease::default(),
             ended: false,
         }
     }
@@ -256,7 +251,7 @@ impl<E: Copy, S: SequencerImpl, W: WaitStrategy> futures_core::Stream for Events
             return Poll::Ready(None);
         }
         let poller = &*this.poller;
-        let next = poll_wait(task_waits(&poller.core().wait), &mut this.lease, cx, || {
+        let next = poll_wait(task_waits(&poller.core().wait), poller.lease(), cx, || {
             let mut item = None;
             match poller.poll_shared(1, |e, seq, _| {
                 item = Some((seq, *e));
@@ -285,7 +280,9 @@ where
 
 impl<E, S, W: WaitStrategy> Drop for Events<'_, E, S, W> {
     fn drop(&mut self) {
-        self.lease.end(task_waits(&self.poller.core().wait));
+        self.poller
+            .lease()
+            .disarm(task_waits(&self.poller.core().wait));
     }
 }
 
@@ -324,7 +321,7 @@ impl Future for Processed<'_> {
         let this = self.get_mut();
         let tracker = this.tracker;
         let sequence = this.sequence;
-        poll_wait(tracker.task_waits(), &mut this.lease, cx, || {
+        poll_wait(tracker.task_waits(), &this.lease, cx, || {
             if tracker.is_processed(sequence) {
                 Some(Ok(()))
             } else {

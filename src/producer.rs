@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::error::PublishError;
 use crate::protocol::publish;
 use crate::protocol::sequencer::{LocalClaim, Mode, Multi, Sequencer, SequencerImpl, Single};
-use crate::protocol::wait::WaitStrategy;
+use crate::protocol::wait::{task_waits, WaitStrategy};
+use crate::protocol::wake::Lease;
 use crate::protocol::Core;
 use crate::sync::{Arc, Ordering};
 use crate::tracker::Tracker;
@@ -50,6 +51,11 @@ pub struct Producer<E, S, W> {
     /// Closes the queue when the last handle drops: set where the bounds are known, so that
     /// neither the struct nor its `Drop` has to carry them.
     close: fn(&Core<E, S, W>),
+    /// The waker slot this handle's async publishes wait in (`protocol::wake`): leased at the
+    /// first wait, given back on drop through `end_lease` (set where the bounds are known, as
+    /// `close` is).
+    lease: Lease,
+    end_lease: fn(&Core<E, S, W>, &Lease),
     /// `Cell` is `Send` but not `Sync`: a handle can move to another thread, never be shared.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -65,6 +71,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
             core,
             local: LocalClaim::new(),
             close: Core::close,
+            lease: Lease::default(),
+            end_lease: |core, lease| lease.end(task_waits(&core.wait)),
             _not_sync: PhantomData,
         }
     }
@@ -406,7 +414,7 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
         mode: Mode,
         write: impl FnMut(&mut E, usize),
     ) -> Result<Range<i64>, PublishError> {
-        let (core, local) = self.parts();
+        let (core, local, _) = self.parts();
         batch(core, local, n, mode, write)
     }
 }
@@ -414,14 +422,8 @@ impl<E, S: Sequencer, W: WaitStrategy> Producer<E, S, W> {
 impl<E, S, W> Producer<E, S, W> {
     /// The core and this handle's claim state, borrowed apart (for the async futures).
     #[inline]
-    pub(crate) fn parts(&mut self) -> (&Core<E, S, W>, &mut LocalClaim) {
-        (&self.core, &mut self.local)
-    }
-
-    /// The core, shared.
-    #[inline]
-    pub(crate) fn core(&self) -> &Core<E, S, W> {
-        &self.core
+    pub(crate) fn parts(&mut self) -> (&Core<E, S, W>, &mut LocalClaim, &Lease) {
+        (&self.core, &mut self.local, &self.lease)
     }
 }
 
@@ -461,6 +463,7 @@ impl<E, W: WaitStrategy> Clone for Producer<E, Multi, W> {
 
 impl<E, S, W> Drop for Producer<E, S, W> {
     fn drop(&mut self) {
+        (self.end_lease)(&self.core, &self.lease);
         // AcqRel: the last handle's close must see every other handle's publishes (they released
         // on their own drop), so the drain target covers them.
         if self.core.producers.fetch_sub(1, Ordering::AcqRel) == 1 {

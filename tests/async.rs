@@ -212,14 +212,8 @@ fn threaded_producers_with_an_async_poller_and_receipts() {
             .collect();
         drop(producer);
         let rt = runtime();
-        let lasts: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        rt.block_on(async {
-            for last in &lasts {
-                receipts.processed_async(*last).await.unwrap();
-                assert!(receipts.is_processed(*last));
-            }
-        });
-        let got = rt.block_on(async move {
+        // The poller gates the producers: it runs while they publish.
+        let polling = rt.spawn(async move {
             let mut got = Vec::new();
             while let PollState::Processed(_) = poller
                 .poll_async(|e, seq, _| {
@@ -230,6 +224,14 @@ fn threaded_producers_with_an_async_poller_and_receipts() {
             {}
             got
         });
+        let lasts: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        rt.block_on(async {
+            for last in &lasts {
+                receipts.processed_async(*last).await.unwrap();
+                assert!(receipts.is_processed(*last));
+            }
+        });
+        let got = rt.block_on(polling).unwrap();
         queue.shutdown().unwrap();
         check_contiguous(&got);
         check_per_producer(&got.iter().map(|s| s.1).collect::<Vec<_>>(), THREADS, PER);
@@ -285,14 +287,15 @@ fn cancellation_run(multi: bool) {
         w.fetch_add(x & 1, Ordering::Relaxed);
     });
     let rt = runtime();
-    let (cancelled, polled, receipts_cancelled) = if multi {
+    let ((cancelled, receipts_cancelled), polled) = if multi {
         let mut b = Builder::multi_producer(8, || 0u64, Blocking::new()).unwrap();
         let slow = b.add(c_slow);
         b.add_after(&[slow], spin).unwrap();
-        let mut poller = b.add_poller(&[]).unwrap();
+        let poller = b.add_poller(&[]).unwrap();
         let (producer, queue) = b.build().unwrap();
         let tracker = queue.tracker(slow).unwrap();
-        let out = drive(&rt, seed, tasks, tracker, &mut poller, |t| {
+        let polling = spawn_poller(&rt, poller, seed);
+        let out = drive(&rt, seed, tasks, (tasks * per) as i64, tracker, |t| {
             let mut p = producer.clone();
             Box::pin(async move {
                 let mut rng = Rng(seed ^ t);
@@ -313,19 +316,19 @@ fn cancellation_run(multi: bool) {
             })
         });
         drop(producer);
-        let polled = finish_poll(&rt, &mut poller, seed, out.2);
-        drop(poller);
+        let polled = rt.block_on(polling).unwrap();
         queue.shutdown().unwrap();
-        (out.0, polled, out.1)
+        (out, polled)
     } else {
         let mut b = Builder::single_producer(8, || 0u64, Blocking::new()).unwrap();
         let slow = b.add(c_slow);
         b.add_after(&[slow], spin).unwrap();
-        let mut poller = b.add_poller(&[]).unwrap();
+        let poller = b.add_poller(&[]).unwrap();
         let (producer, queue) = b.build().unwrap();
         let tracker = queue.tracker(slow).unwrap();
         let cell = Arc::new(tokio::sync::Mutex::new(producer));
-        let out = drive(&rt, seed, tasks, tracker, &mut poller, |t| {
+        let polling = spawn_poller(&rt, poller, seed);
+        let out = drive(&rt, seed, tasks, (tasks * per) as i64, tracker, |t| {
             let cell = cell.clone();
             Box::pin(async move {
                 let mut p = cell.lock().await;
@@ -350,10 +353,9 @@ fn cancellation_run(multi: bool) {
             })
         });
         drop(cell);
-        let polled = finish_poll(&rt, &mut poller, seed, out.2);
-        drop(poller);
+        let polled = rt.block_on(polling).unwrap();
         queue.shutdown().unwrap();
-        (out.0, polled, out.1)
+        (out, polled)
     };
     let seen = seen.lock().unwrap();
     check_contiguous(&seen);
@@ -369,57 +371,58 @@ fn cancellation_run(multi: bool) {
 
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = (u64, i64)> + Send>>;
 
-/// Runs the producer tasks, with a receipt task awaiting (under random timeouts) each one's
-/// last sequence and the poller polled under random timeouts meanwhile. Returns how many
-/// publishes and receipt waits were cancelled, and what the poller saw.
+/// Runs the producer tasks with a receipt task beside them, which awaits (under random
+/// timeouts, so most waits are cut off and retried) receipts for every 97th sequence of the
+/// `total` while they publish; then awaits the receipt for each producer's last sequence.
+/// Returns how many publishes and receipt waits were cancelled.
 fn drive(
     rt: &tokio::runtime::Runtime,
     seed: u64,
     tasks: u64,
+    total: i64,
     tracker: ringmq::Tracker,
-    poller: &mut ringmq::Poller<u64, impl ringmq::Sequencer, Blocking>,
     make: impl Fn(u64) -> Task,
-) -> (u64, u64, Vec<(i64, u64)>) {
+) -> (u64, u64) {
+    let tracker = Arc::new(tracker);
+    let t = tracker.clone();
+    let receipts = rt.spawn(async move {
+        let mut rng = Rng(seed ^ 0xABCD);
+        let mut cancelled = 0u64;
+        for target in (0..total).step_by(97) {
+            loop {
+                match tokio::time::timeout(rng.timeout(), t.processed_async(target)).await {
+                    Ok(r) => break r.unwrap(),
+                    Err(_) => cancelled += 1,
+                }
+            }
+            assert!(t.is_processed(target));
+        }
+        cancelled
+    });
     let handles: Vec<_> = (0..tasks).map(|t| rt.spawn(make(t))).collect();
     rt.block_on(async {
         let mut cancelled = 0;
-        let mut receipts_cancelled = 0;
-        let mut rng = Rng(seed ^ 0xABCD);
-        let mut got = Vec::new();
         for h in handles {
             let (c, last) = h.await.unwrap();
             cancelled += c;
-            // The receipt for the task's last event, awaited under random timeouts.
-            loop {
-                match tokio::time::timeout(rng.timeout(), tracker.processed_async(last)).await {
-                    Ok(r) => break r.unwrap(),
-                    Err(_) => receipts_cancelled += 1,
-                }
-            }
+            tracker.processed_async(last).await.unwrap();
             assert!(tracker.is_processed(last));
-            // Poll a little meanwhile, also under random timeouts.
-            let _ = tokio::time::timeout(
-                rng.timeout(),
-                poller.poll_async(|e, seq, _| {
-                    got.push((seq, *e));
-                    true
-                }),
-            )
-            .await;
         }
-        (cancelled, receipts_cancelled, got)
+        (cancelled, receipts.await.unwrap())
     })
 }
 
-/// Polls the rest under random timeouts until `Closed`; returns everything the poller saw.
-fn finish_poll(
+/// A task polling under random timeouts (each cut-off future dropped, the poll retried) until
+/// `Closed`; it returns everything the poller saw and how many polls were cut off.
+fn spawn_poller<S: ringmq::Sequencer + Send + 'static>(
     rt: &tokio::runtime::Runtime,
-    poller: &mut ringmq::Poller<u64, impl ringmq::Sequencer, Blocking>,
+    mut poller: ringmq::Poller<u64, S, Blocking>,
     seed: u64,
-    mut got: Vec<(i64, u64)>,
-) -> Vec<(i64, u64)> {
-    rt.block_on(async {
+) -> tokio::task::JoinHandle<Vec<(i64, u64)>> {
+    rt.spawn(async move {
         let mut rng = Rng(seed ^ 0x5151);
+        let mut got = Vec::new();
+        let mut cut = 0u64;
         loop {
             let f = poller.poll_async(|e, seq, _| {
                 got.push((seq, *e));
@@ -427,12 +430,14 @@ fn finish_poll(
             });
             match tokio::time::timeout(rng.timeout(), f).await {
                 Ok(PollState::Closed) => break,
-                Ok(PollState::Processed(_)) | Err(_) => {}
+                Ok(PollState::Processed(_)) => {}
+                Err(_) => cut += 1,
                 Ok(other) => panic!("poll_async resolved to {other:?}"),
             }
         }
-    });
-    got
+        assert!(cut > 0, "no poll was cancelled");
+        got
+    })
 }
 
 #[test]
@@ -497,68 +502,128 @@ fn an_awaiting_poller_and_receipt_see_the_shutdown() {
         let (producer, queue) = b.build().unwrap();
         let tracker = producer.tracker();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        // The task hands the poller back, so the stage outlives the shutdown: with no stage
+        // left the receipt would (rightly) report `NoConsumers` instead.
         let polling = rt.spawn(async move {
-            let mut f = std::pin::pin!(poller.poll_async(|_, _, _| true));
-            assert!(futures_util::poll!(f.as_mut()).is_pending());
-            ready_tx.send(()).unwrap();
-            f.await
+            let state = {
+                let mut f = std::pin::pin!(poller.poll_async(|_, _, _| true));
+                assert!(futures_util::poll!(f.as_mut()).is_pending());
+                ready_tx.send(()).unwrap();
+                f.await
+            };
+            (state, poller)
         });
         // A receipt for a sequence that will never be published.
         let receipt = rt.spawn(async move { tracker.processed_async(5).await });
         ready_rx.recv().unwrap();
         drop(producer);
         queue.shutdown().unwrap();
-        assert_eq!(rt.block_on(polling).unwrap(), PollState::Closed);
+        let (state, poller) = rt.block_on(polling).unwrap();
+        assert_eq!(state, PollState::Closed);
         assert_eq!(rt.block_on(receipt).unwrap(), Err(TrackerError::Shutdown));
+        drop(poller);
     });
 }
 
+/// A handler panics on one event while three producer tasks await room in a ring of 4 and a
+/// task awaits the receipt for the last event, under each panic policy: `HaltAll` reaches
+/// every awaiting producer and the receipt as `ConsumerFailed`; `SkipEvent` and
+/// `HaltConsumer` let everything through (the stage after the failed one sees all 3000
+/// events, the receipt resolves), and the report or `shutdown` says what happened.
 #[test]
-fn a_handler_panic_reaches_awaiting_producers_as_consumer_failed() {
-    for policy in [PanicPolicy::HaltAll] {
-        with_timeout(60, move || {
-            let rt = runtime();
-            let mut b = Builder::multi_producer(4, || 0u64, Blocking::new()).unwrap();
-            b.add(
-                Consumer::new("bad", |e: &u64, _, _| {
-                    if *e == 10 {
-                        panic!("bad event");
+fn a_handler_panic_reaches_awaiting_tasks_under_each_policy() {
+    for policy in [
+        PanicPolicy::HaltAll,
+        PanicPolicy::SkipEvent,
+        PanicPolicy::HaltConsumer,
+    ] {
+        with_timeout(60, move || panic_run(policy));
+    }
+}
+
+fn panic_run(policy: PanicPolicy) {
+    const PER: u64 = 1_000;
+    const BAD: u64 = 10;
+    let rt = runtime();
+    let mut b = Builder::multi_producer(4, || 0u64, Blocking::new()).unwrap();
+    let bad = b.add(
+        Consumer::new("bad", |e: &u64, _, _| {
+            if *e == BAD {
+                panic!("bad event");
+            }
+        })
+        .panic_policy(policy),
+    );
+    let after_count = Arc::new(AtomicU64::new(0));
+    let a = after_count.clone();
+    b.add_after(
+        &[bad],
+        Consumer::new("after", move |_: &u64, _, _| {
+            a.fetch_add(1, Ordering::Relaxed);
+        }),
+    )
+    .unwrap();
+    let (producer, queue) = b.build().unwrap();
+    let tracker = producer.tracker();
+    let receipt = rt.spawn(async move { tracker.processed_async(3 * PER as i64 - 1).await });
+    let tasks: Vec<_> = (0..3u64)
+        .map(|t| {
+            let mut p = producer.clone();
+            rt.spawn(async move {
+                let mut ok = 0;
+                for n in 0..PER {
+                    let v = if t == 0 && n == 10 { BAD } else { 1 };
+                    match p.publish_async(|e| *e = v).await {
+                        Ok(_) => ok += 1,
+                        Err(e) => return (ok, Some(e)),
                     }
-                })
-                .panic_policy(policy),
-            );
-            let (producer, queue) = b.build().unwrap();
-            let tasks: Vec<_> = (0..3u64)
-                .map(|t| {
-                    let mut p = producer.clone();
-                    rt.spawn(async move {
-                        let mut ok = 0;
-                        for n in 0..1_000 {
-                            match p
-                                .publish_async(|e| *e = if t == 0 && n == 10 { 10 } else { 1 })
-                                .await
-                            {
-                                Ok(_) => ok += 1,
-                                Err(e) => return (ok, Some(e)),
-                            }
-                        }
-                        (ok, None)
-                    })
-                })
-                .collect();
-            drop(producer);
-            for t in tasks {
-                let (ok, err) = rt.block_on(t).unwrap();
-                assert!(ok < 1_000);
+                }
+                (ok, None)
+            })
+        })
+        .collect();
+    drop(producer);
+    let outcomes: Vec<_> = tasks.into_iter().map(|t| rt.block_on(t).unwrap()).collect();
+    let receipt = rt.block_on(receipt).unwrap();
+    let shutdown = queue.shutdown();
+    match policy {
+        PanicPolicy::HaltAll => {
+            for (ok, err) in outcomes {
+                assert!(ok < PER, "{policy:?}: a producer went on after the halt");
                 match err {
                     Some(PublishError::ConsumerFailed { consumer, .. }) => {
                         assert_eq!(consumer, "bad")
                     }
-                    other => panic!("expected ConsumerFailed, got {other:?}"),
+                    other => panic!("{policy:?}: expected ConsumerFailed, got {other:?}"),
                 }
             }
-            let _ = queue.shutdown();
-        });
+            match receipt {
+                Err(TrackerError::ConsumerFailed { consumer, .. }) => assert_eq!(consumer, "bad"),
+                other => panic!("{policy:?}: the receipt resolved to {other:?}"),
+            }
+            assert!(after_count.load(Ordering::Relaxed) < 3 * PER);
+            assert!(matches!(
+                shutdown,
+                Err(ringmq::ShutdownError::ConsumerPanicked { ref consumer, .. }) if consumer == "bad"
+            ));
+        }
+        PanicPolicy::SkipEvent | PanicPolicy::HaltConsumer => {
+            for (ok, err) in outcomes {
+                assert_eq!((ok, err), (PER, None), "{policy:?}");
+            }
+            assert_eq!(receipt, Ok(()), "{policy:?}");
+            assert_eq!(after_count.load(Ordering::Relaxed), 3 * PER, "{policy:?}");
+            if policy == PanicPolicy::SkipEvent {
+                let report = shutdown.unwrap();
+                let bad = report.consumers.iter().find(|c| c.name == "bad").unwrap();
+                assert_eq!(bad.skipped, 1);
+            } else {
+                assert!(matches!(
+                    shutdown,
+                    Err(ringmq::ShutdownError::ConsumerPanicked { ref consumer, .. }) if consumer == "bad"
+                ));
+            }
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 use crate::protocol::barrier::Barrier;
 use crate::protocol::sequence::Sequence;
 use crate::protocol::sequencer::SequencerImpl;
-use crate::protocol::wait::{WaitStrategy, Waited};
+use crate::protocol::wait::{task_waits, WaitStrategy, Waited};
+use crate::protocol::wake::Lease;
 use crate::sync::Arc;
 use crate::tracker::Tracker;
 
@@ -74,6 +75,10 @@ pub struct Poller<E, S, W> {
     leave: Option<Leave>,
     /// A receipt for this poller's progress.
     tracker: Tracker,
+    /// The waker slot this poller's async polls wait in (`protocol::wake`): leased at the first
+    /// wait, given back on drop through `end_lease` (set where the bounds are known).
+    lease: Lease,
+    end_lease: fn(&crate::protocol::Core<E, S, W>, &Lease),
     /// `Cell` is `Send` but not `Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -92,6 +97,8 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
             first,
             leave: Some(leave),
             tracker,
+            lease: Lease::default(),
+            end_lease: |core, lease| lease.end(task_waits(&core.wait)),
             _not_sync: PhantomData,
         }
     }
@@ -363,10 +370,16 @@ impl<E, S, W> Poller<E, S, W> {
     pub(crate) fn core(&self) -> &crate::protocol::Core<E, S, W> {
         &self.barrier.core
     }
+
+    /// The waker slot its poll futures wait in.
+    pub(crate) fn lease(&self) -> &Lease {
+        &self.lease
+    }
 }
 
 impl<E, S, W> Drop for Poller<E, S, W> {
     fn drop(&mut self) {
+        (self.end_lease)(&self.barrier.core, &self.lease);
         // Not reading any more: leave the graph, so the gating set drops this sequence.
         self.barrier.control.leave();
         if let Some(leave) = self.leave.take() {

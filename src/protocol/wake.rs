@@ -6,12 +6,17 @@
 //!   [`AtomicWaker`](atomic_waker::AtomicWaker) per slot and two bitmaps, `leased` (the slot
 //!   belongs to a waiting future) and `armed` (its waker is registered and not yet woken). The
 //!   table is allocated once, with the strategy; a wait allocates nothing.
-//! - A future *leases* a slot the first time it must wait and keeps it until it completes or is
-//!   dropped ([`Lease`]), so a future polled many times takes one lease. All slots leased: the
-//!   future falls back to waking itself at once (`wake_by_ref`, then `Pending`), which re-polls
-//!   it through the executor the way a [`Yielding`](super::wait::Yielding) thread re-looks:
-//!   never a hang, only CPU. Size the table ([`Blocking::with_task_slots`]) for the tasks that
-//!   may wait at the same time.
+//! - A handle *leases* a slot ([`Lease`]) the first time one of its futures must wait and keeps
+//!   it until the handle drops: an async producer's or a poller's futures wait one at a time
+//!   (they borrow the handle mutably), so the slot is theirs in turn, and a wait costs no lease
+//!   or release (measured: a round trip between two tasks took 2438 instructions with a lease
+//!   per wait, see the issue note). A receipt future (`Tracker::processed_async`, many at once
+//!   per tracker) leases for its own life. A wait that ends clears its `armed` bit if no
+//!   notifier took it ([`Lease::disarm`]). All slots leased: the future falls back to waking
+//!   itself at once (`wake_by_ref`, then `Pending`), which re-polls it through the executor the
+//!   way a [`Yielding`](super::wait::Yielding) thread re-looks: never a hang, only CPU. Size
+//!   the table ([`Blocking::with_task_slots`]) for the producers and pollers that await plus
+//!   the receipts awaited at the same time.
 //! - A waker is notified by whoever calls [`WaitStrategy::notify`](super::wait::WaitStrategy)
 //!   after moving a sequence: producers after a publish, consumers after a batch, the queue on
 //!   shutdown, halt and failure. With nobody waiting it costs what `Blocking` always cost: one
@@ -139,18 +144,37 @@ pub(crate) struct TaskWaits<'a> {
     pub(crate) tasks: &'a Tasks,
 }
 
-/// A future's hold on a slot: none until it first waits, then one until it completes or drops.
+/// A hold on a waker slot: none until the first wait, then one until [`Lease::end`]. Held by a
+/// handle (an async producer's or a poller's, ended in the handle's `Drop`) or by a receipt
+/// future (ended in the future's `Drop`). It holds no reference, so neither needs a borrow of
+/// the strategy.
 ///
-/// The future keeps it in a field and calls [`Lease::end`] when it completes and on drop (the
-/// lease holds no reference, so futures stay free of self-borrows).
+/// A `Cell`: a poll future reads its handle through `&` (a poller's `poll_shared`) while it
+/// leases; both handles are `!Sync`, and a receipt future owns its lease.
 #[derive(Debug, Default)]
-pub(crate) struct Lease(Option<usize>);
+pub(crate) struct Lease(std::cell::Cell<Option<usize>>);
 
 impl Lease {
-    /// Gives the slot back, if held.
-    pub(crate) fn end(&mut self, waits: Option<TaskWaits<'_>>) {
+    /// Gives the slot back, if held: the handle or the future that held it is gone.
+    pub(crate) fn end(&self, waits: Option<TaskWaits<'_>>) {
         if let (Some(i), Some(w)) = (self.0.take(), waits) {
             w.tasks.release(w.count, i);
+        }
+    }
+
+    /// Done waiting (the wait completed or its future was dropped), slot kept: clears the
+    /// slot's `armed` bit if no notifier took it, so that no later notify wakes a task that no
+    /// longer waits here. Losing the race to a notifier's `swap` only costs that task one
+    /// spurious wake-up.
+    pub(crate) fn disarm(&self, waits: Option<TaskWaits<'_>>) {
+        if let (Some(i), Some(w)) = (self.0.get(), waits) {
+            let bit = 1u64 << (i % 64);
+            let word = &w.tasks.armed[i / 64];
+            // Relaxed: the bit orders nothing for us; a load first, because a task woken by a
+            // notifier (the common case) finds it already clear and need not write the line.
+            if word.load(Ordering::Relaxed) & bit != 0 {
+                word.fetch_and(!bit, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -160,22 +184,22 @@ impl Lease {
 /// wakes nobody (the polling ones), where the task re-polls through the executor.
 pub(crate) fn poll_wait<T>(
     waits: Option<TaskWaits<'_>>,
-    lease: &mut Lease,
+    lease: &Lease,
     cx: &mut Context<'_>,
     mut attempt: impl FnMut() -> Option<T>,
 ) -> Poll<T> {
     if let Some(done) = attempt() {
-        lease.end(waits);
+        lease.disarm(waits);
         return Poll::Ready(done);
     }
     let Some(w) = waits else {
         cx.waker().wake_by_ref();
         return Poll::Pending;
     };
-    if lease.0.is_none() {
-        lease.0 = w.tasks.lease(w.count);
+    if lease.0.get().is_none() {
+        lease.0.set(w.tasks.lease(w.count));
     }
-    let Some(i) = lease.0 else {
+    let Some(i) = lease.0.get() else {
         // Every slot is leased: re-poll through the executor rather than wait unwoken.
         cx.waker().wake_by_ref();
         return Poll::Pending;
@@ -188,7 +212,7 @@ pub(crate) fn poll_wait<T>(
     // the armed bit from before our store: both miss, and the task sleeps forever.
     fence(Ordering::SeqCst);
     if let Some(done) = attempt() {
-        lease.end(waits);
+        lease.disarm(waits);
         return Poll::Ready(done);
     }
     Poll::Pending

@@ -60,17 +60,58 @@ fn a_publish_wakes_a_task_awaiting_events() {
         });
         let (woken, waker) = flag();
         let mut cx = Context::from_waker(&waker);
-        let mut lease = Lease::default();
+        let lease = Lease::default();
         let mut look = || (core.sequencer.highest_published(0) >= 0).then_some(());
-        let first = poll_wait(task_waits(&core.wait), &mut lease, &mut cx, &mut look);
+        let first = poll_wait(task_waits(&core.wait), &lease, &mut cx, &mut look);
         producer.join().unwrap();
         if first.is_pending() {
             assert!(
                 woken.0.load(Ordering::SeqCst),
                 "lost wake-up: the task sleeps forever"
             );
-            let again = poll_wait(task_waits(&core.wait), &mut lease, &mut cx, &mut look);
+            let again = poll_wait(task_waits(&core.wait), &lease, &mut cx, &mut look);
             assert_eq!(again, Poll::Ready(()));
+        }
+        lease.end(task_waits(&core.wait));
+    });
+}
+
+/// A handle keeps its slot between waits: a task awaits event 0 (leasing and arming the
+/// slot), is woken by its publish and completes, then awaits event 1 in the same slot while a
+/// producer publishes it. The second wait must register and arm again (a slot already held is
+/// not a waker already registered): the publish wakes it, or its second look sees the event.
+#[test]
+fn a_handles_slot_serves_its_next_wait() {
+    loom::model(|| {
+        let (core, _gate) = core::<Single>();
+        let lease = Lease::default();
+        let look = |want: i64| (core.sequencer.highest_published(want) >= want).then_some(());
+        // The first wait, alone: pending, then woken by event 0's publish.
+        let (woken, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let first = poll_wait(task_waits(&core.wait), &lease, &mut cx, || look(0));
+        assert!(first.is_pending());
+        let mut local = LocalClaim::new();
+        let claim = publish::claim(&*core, &mut local, 1, Mode::Block).unwrap();
+        publish::write_one(&*core, claim, |e| *e = 1);
+        assert!(woken.0.load(Ordering::SeqCst));
+        let done = poll_wait(task_waits(&core.wait), &lease, &mut cx, || look(0));
+        assert_eq!(done, Poll::Ready(()));
+        // The second wait, in the same slot, against a producer.
+        let c = core.clone();
+        let producer = thread::spawn(move || {
+            let claim = publish::claim(&*c, &mut local, 1, Mode::Block).unwrap();
+            publish::write_one(&*c, claim, |e| *e = 2);
+        });
+        let (woken, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let second = poll_wait(task_waits(&core.wait), &lease, &mut cx, || look(1));
+        producer.join().unwrap();
+        if second.is_pending() {
+            assert!(
+                woken.0.load(Ordering::SeqCst),
+                "lost wake-up: the second wait in a held slot sleeps forever"
+            );
         }
         lease.end(task_waits(&core.wait));
     });
@@ -85,7 +126,7 @@ fn a_release_of_room_wakes_a_task_awaiting_it() {
         let (core, gate) = core::<Multi>();
         let mut producer = Producer::new(core.clone());
         for v in 0..2 {
-            let (c, local) = producer.parts();
+            let (c, local, _) = producer.parts();
             let claim = publish::claim(c, local, 1, Mode::Try).unwrap();
             publish::write_one(c, claim, |e| *e = v);
         }
