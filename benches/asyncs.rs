@@ -20,6 +20,12 @@
 //! for one producer, `mpsc` for four).
 //!
 //! `cargo bench --bench asyncs`; `-- --test` runs each once.
+//!
+//! Instructions per round trip, the deterministic figure: `RINGMQ_ASYNC_ICOUNT=IMPL:N` makes
+//! the binary run `N` round trips of implementation `IMPL` (`ringmq`, `tokio-mpsc`, `flume`,
+//! `kanal`, `crossfire`) between two tasks on a current-thread runtime and exit; run it under
+//! `valgrind --tool=callgrind` at two `N` and divide the difference in instructions by the
+//! difference in `N` (`tools/async_icount.sh` does that for every implementation).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +49,10 @@ fn runtime() -> Runtime {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var("RINGMQ_ASYNC_ICOUNT") {
+        let (imp, n) = spec.split_once(':').expect("RINGMQ_ASYNC_ICOUNT=IMPL:N");
+        return icount_round_trips(imp, n.parse().expect("N: a count"));
+    }
     let mut c = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
@@ -629,4 +639,104 @@ fn floor(c: &mut Criterion, cores: &[core_affinity::CoreId], when: &str) {
     ping.store(u64::MAX, Ordering::Release);
     echo.join().unwrap();
     group.finish();
+}
+
+/// `n` round trips between two tasks on a current-thread runtime: the same work as
+/// `async_round_trip`, with no second thread, so callgrind counts the same instructions on every
+/// run (tokio's scheduling included, the same for every implementation).
+fn icount_round_trips(imp: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    macro_rules! channel_trips {
+        ($make:expr, |$s:ident, $v:ident| $send:expr, |$r:ident| $recv:expr) => {{
+            let (ping_tx, ping_rx) = $make;
+            let (pong_tx, pong_rx) = $make;
+            let echo = tokio::spawn(async move {
+                #[allow(unused_mut)]
+                let (mut $r, $s) = (ping_rx, pong_tx);
+                while let Some(v) = $recv {
+                    let $v = v;
+                    $send;
+                }
+            });
+            #[allow(unused_mut)]
+            let ($s, mut $r) = (ping_tx, pong_rx);
+            for i in 0..n {
+                let $v = i;
+                $send;
+                assert_eq!($recv, Some(i));
+            }
+            drop(($s, $r));
+            echo.await.unwrap();
+        }};
+    }
+    rt.block_on(async move {
+        match imp {
+            "ringmq" => {
+                let mut ping =
+                    Builder::single_producer(CAPACITY, || 0u64, Blocking::new()).unwrap();
+                let mut ping_rx = ping.add_poller(&[]).unwrap();
+                let (mut ping_tx, ping_q) = ping.build().unwrap();
+                let mut pong =
+                    Builder::single_producer(CAPACITY, || 0u64, Blocking::new()).unwrap();
+                let mut pong_rx = pong.add_poller(&[]).unwrap();
+                let (mut pong_tx, pong_q) = pong.build().unwrap();
+                let echo = tokio::spawn(async move {
+                    loop {
+                        let mut v = None;
+                        match ping_rx
+                            .poll_async(|e, _, _| {
+                                v = Some(*e);
+                                true
+                            })
+                            .await
+                        {
+                            PollState::Processed(_) => {
+                                pong_tx.publish_async(|e| *e = v.unwrap()).await.unwrap();
+                            }
+                            _ => return,
+                        }
+                    }
+                });
+                for i in 0..n {
+                    ping_tx.publish_async(|e| *e = i).await.unwrap();
+                    let mut back = None;
+                    pong_rx
+                        .poll_async(|e, _, _| {
+                            back = Some(*e);
+                            true
+                        })
+                        .await;
+                    assert_eq!(back, Some(i));
+                }
+                drop(ping_tx);
+                echo.await.unwrap();
+                drop(pong_rx);
+                ping_q.shutdown().unwrap();
+                pong_q.shutdown().unwrap();
+            }
+            "tokio-mpsc" => channel_trips!(
+                tokio::sync::mpsc::channel::<u64>(CAPACITY),
+                |s, v| s.send(v).await.unwrap(),
+                |r| r.recv().await
+            ),
+            "flume" => channel_trips!(
+                flume::bounded::<u64>(CAPACITY),
+                |s, v| s.send_async(v).await.unwrap(),
+                |r| r.recv_async().await.ok()
+            ),
+            "kanal" => channel_trips!(
+                kanal::bounded_async::<u64>(CAPACITY),
+                |s, v| s.send(v).await.unwrap(),
+                |r| r.recv().await.ok()
+            ),
+            "crossfire" => channel_trips!(
+                crossfire::spsc::bounded_async::<u64>(CAPACITY),
+                |s, v| s.send(v).await.unwrap(),
+                |r| r.recv().await.ok()
+            ),
+            other => panic!("unknown implementation {other}"),
+        }
+    });
 }

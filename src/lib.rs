@@ -37,17 +37,24 @@
 //!   [`RetryPolicy`], before the panic policy applies.
 //! - **Wait strategy** ([`wait`]): how threads wait: [`BusySpin`], [`Yielding`], [`Sleeping`],
 //!   [`Blocking`]; the [`wait`] module says when to pick which.
+//! - **Async** ([`future`]): tasks instead of threads, on any executor: [`Producer::publish_async`]
+//!   and [`Producer::publish_batch_async`] await room, [`Poller::poll_async`] and
+//!   [`Poller::events`] await events, [`Tracker::processed_async`] awaits a receipt. All
+//!   cancellation-safe (no claim is held across an await); with [`Blocking`] a waiting task is
+//!   woken by whoever moves the sequence it waits on.
+//! - **Processes** ([`ipc`], Linux): the same ring in a shared-memory segment, surviving a killed
+//!   peer.
 //!
 //! ## Where things are
 //! - `protocol/`: sequences, the ring, the sequencers (`single`, `multi`), barriers, the gating
-//!   set, the lifecycle, wait strategies: the hot path (claim, publish, wait) and nearly all
-//!   `unsafe`.
+//!   set, the lifecycle, wait strategies and task wake-ups (`wake`): the hot path (claim,
+//!   publish, wait) and nearly all `unsafe`.
 //! - `consume/`: handlers, the batch loop with its panic and retry policies, work pools, pollers;
 //!   one delivery function for all of them.
 //! - `graph/`: stage ids and kinds, the graph, thread spawning, the builder and the running queue,
 //!   reports and errors; no `unsafe`.
-//! - `producer.rs`, `tracker.rs`: the producer handles and receipts, thin front ends over the
-//!   protocol.
+//! - `producer.rs`, `tracker.rs`, `future.rs`: the producer handles, receipts and the async
+//!   futures, thin front ends over the protocol.
 //!
 //! ## Example
 //! ```

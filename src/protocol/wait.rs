@@ -284,10 +284,12 @@ impl Blocking {
         Self::default()
     }
 
-    /// A blocking strategy with room for `slots` async tasks waiting at the same time (rounded
-    /// up to a multiple of 64). More tasks than that may wait: the extra ones re-poll through
-    /// their executor until a slot frees, so they cost CPU, never a hang. The table is
-    /// allocated here, once; a wait allocates nothing.
+    /// A blocking strategy with room for `slots` async waiters (rounded up to a multiple of 64):
+    /// each producer or poller that has awaited once (it keeps its slot from its first wait
+    /// until the handle drops, so its waits cost no lease), plus the receipt futures awaited at
+    /// the same time. More waiters than that still work: the extra ones re-poll through their
+    /// executor until a slot frees, so they cost CPU, never a hang. The table is allocated
+    /// here, once; a wait allocates nothing.
     ///
     /// ```
     /// let wait = ringmq::Blocking::with_task_slots(1000);
@@ -385,7 +387,10 @@ impl WaitStrategy for Blocking {
         // `count`, against the waiter's announce-then-look (see the protocol above).
         fence(Ordering::SeqCst);
         let seen = self.count.load(Ordering::Relaxed);
-        if seen != 0 {
+        // A task counted is a slot leased, which a producer or poller keeps between its waits:
+        // look at the armed bits here, inline, and go to the cold path only if one is set. (The
+        // loads come after the fence, which is all the protocol asks of them.)
+        if seen != 0 && (seen % TASK != 0 || self.tasks.any_armed()) {
             self.wake(seen);
         }
     }

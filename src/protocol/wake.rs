@@ -111,6 +111,12 @@ impl Tasks {
     }
 
     /// Wakes every armed slot, disarming it. Called by a notifier that saw a task counted.
+    /// Whether any slot is armed (a Relaxed look; `wake_armed` takes the bits).
+    #[inline]
+    pub(crate) fn any_armed(&self) -> bool {
+        self.armed.iter().any(|w| w.load(Ordering::Relaxed) != 0)
+    }
+
     fn wake_armed(&self) {
         for (w, word) in self.armed.iter().enumerate() {
             if word.load(Ordering::Relaxed) == 0 {
@@ -182,6 +188,7 @@ impl Lease {
 /// Polls a wait: `attempt` returns `Some` when the future is done (ready, or stopped with an
 /// error). The protocol is the module docs' waiter side; `waits` is `None` for a strategy that
 /// wakes nobody (the polling ones), where the task re-polls through the executor.
+#[inline]
 pub(crate) fn poll_wait<T>(
     waits: Option<TaskWaits<'_>>,
     lease: &Lease,
