@@ -106,6 +106,7 @@ mod tracker;
 pub struct ReadmeDoctests;
 
 pub use consume::consumer::{Consumer, Hook, PanicPolicy};
+pub use consume::counters::{Counts, BATCH_BUCKETS};
 pub use consume::handler::{
     EventHandler, ExclusiveFactory, ExclusiveFn, ExclusiveHandler, FallibleFactory, FallibleFn,
     FallibleHandler, IntoProcess, Retry, RetryPolicy, SharedFactory, SharedFn,
@@ -115,6 +116,7 @@ pub use consume::pool::WorkPool;
 pub use error::{PublishError, TrackerError};
 pub use graph::builder::Builder;
 pub use graph::error::{BuildError, ShutdownError, StageError};
+pub use graph::metrics::{QueueMetrics, StageMetrics};
 pub use graph::queue::Disruptor;
 pub use graph::report::{ConsumerReport, HandlerPanic, ShutdownReport};
 #[allow(deprecated)]

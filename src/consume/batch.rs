@@ -60,6 +60,8 @@ pub(crate) struct Processor<E, S, W> {
     pub(crate) options: Options,
     /// The pool's shared claim, for a worker of a work pool.
     pub(crate) pool: Option<Arc<PoolClaim>>,
+    /// This thread's counters (`consume::counters`): only this thread writes them.
+    pub(crate) counters: Arc<super::counters::StageCounters>,
 }
 
 pub(crate) enum Ended {
@@ -81,6 +83,9 @@ pub(crate) struct Position {
     /// After `on_batch_start` panicked under `SkipEvent`: hand the batch over without calling it
     /// again (it would only panic again).
     pub(crate) pass_batch_start: bool,
+    /// The first sequence of the batch being delivered: a batch cut short by a panic counts the
+    /// events before it.
+    pub(crate) batch_first: i64,
 }
 
 impl Position {
@@ -91,6 +96,7 @@ impl Position {
             finished: next - 1,
             hook: Hook::Engine,
             pass_batch_start: false,
+            batch_first: next,
         }
     }
 }
@@ -182,6 +188,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     ) -> Then {
         let message = panic_message(payload);
         let hook = at.hook;
+        self.counters.panic();
         // Without a handler there is nothing to skip to: the stage goes on without it.
         let policy = match (hook, self.options.policy) {
             (Hook::Engine, _) => PanicPolicy::HaltAll,
@@ -192,6 +199,14 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             Hook::OnEvent | Hook::OnBatchStart => at.next,
             _ => at.next - 1,
         };
+        if hook == Hook::OnEvent {
+            // The batch was cut short: count what it handed over (the skipped event too).
+            let skipped = i64::from(policy == PanicPolicy::SkipEvent);
+            let n = sequence - at.batch_first + skipped;
+            if n > 0 {
+                self.counters.batch(n, 0);
+            }
+        }
         let name = &self.name;
         match policy {
             PanicPolicy::HaltAll => {
@@ -205,6 +220,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                     "consumer `{name}` panicked at sequence {sequence}: {message}; skipping the event"
                 ));
                 exit.skipped += 1;
+                self.counters.skip();
                 // For a pool worker too: it holds nothing at or below `sequence` now.
                 self.sequence.set(sequence);
                 self.barrier.core.wait.notify();
@@ -263,6 +279,21 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
         }
     }
 
+    /// [`wait_for`](Self::wait_for), timing the wait if the first look finds nothing: the
+    /// clock is read only when the consumer is about to wait anyway.
+    #[inline]
+    pub(crate) fn counted_wait(&self, next: i64) -> Waited<i64, Stop> {
+        if !cfg!(feature = "counters") || self.barrier.available(next) >= next {
+            return self.wait_for(next);
+        }
+        let start = crate::sync::now();
+        let waited = self.wait_for(next);
+        if let Some(start) = start {
+            self.counters.waited(start.elapsed());
+        }
+        waited
+    }
+
     /// Calls `on_timeout` (no event came for the consumer's `timeout`), recording the hook if it
     /// unwinds.
     #[cold]
@@ -282,13 +313,15 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
             if let Some(c) = coalesce {
                 self.coalesce(first, c);
             }
-            match self.wait_for(first) {
+            match self.counted_wait(first) {
                 Waited::Ready(available) => {
                     let last = available.min(first.saturating_add(max_batch - 1));
+                    at.batch_first = first;
                     if !self.deliver_batch(process, first, last, available, at) {
                         // A replay was interrupted: the batch is not done, the sequence stays.
                         return Ended::Halted;
                     }
+                    self.counters.batch(last - first + 1, available - first + 1);
                     at.next = last + 1;
                     self.sequence.set(last);
                     core.wait.notify();
@@ -420,6 +453,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
     ) -> bool {
         let policy = self.options.retry;
         for _ in 0..policy.attempts() {
+            self.counters.retry();
             if !self.pause(policy.pause()) {
                 // Halted or removed while retrying: nothing will be drained any more.
                 return false;
@@ -505,13 +539,15 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Processor<E, S, W> {
                 (at.next, at.claim_end) = (first, last);
             }
             let first = at.next;
-            match self.wait_for(first) {
+            match self.counted_wait(first) {
                 Waited::Ready(available) => {
                     let last = available.min(at.claim_end);
+                    at.batch_first = first;
                     if !self.deliver_batch(process, first, last, available, at) {
                         // A replay was interrupted: the batch is not done.
                         return Ended::Halted;
                     }
+                    self.counters.batch(last - first + 1, available - first + 1);
                     at.next = last + 1;
                     at.finished = last;
                     if self.barrier.must_stop() {

@@ -14,6 +14,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod consumer;
+pub(crate) mod counters;
 pub(crate) mod handler;
 pub(crate) mod poller;
 pub(crate) mod pool;

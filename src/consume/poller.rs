@@ -79,6 +79,8 @@ pub struct Poller<E, S, W> {
     /// wait, given back on drop through `end_lease` (set where the bounds are known).
     lease: Lease,
     end_lease: fn(&crate::protocol::Core<E, S, W>, &Lease),
+    /// This poller's counters; only the thread polling writes them (the poller is `!Sync`).
+    counters: Arc<crate::consume::counters::StageCounters>,
     /// `Cell` is `Send` but not `Sync`.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -90,6 +92,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
         first: i64,
         tracker: Tracker,
         leave: Leave,
+        counters: Arc<crate::consume::counters::StageCounters>,
     ) -> Self {
         Self {
             barrier,
@@ -99,6 +102,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
             tracker,
             lease: Lease::default(),
             end_lease: |core, lease| lease.end(task_waits(&core.wait)),
+            counters,
             _not_sync: PhantomData,
         }
     }
@@ -185,6 +189,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Poller<E, S, W> {
             // Everything available was a skipped slot: report it as idle.
             return PollState::Idle;
         }
+        self.counters.shape(handled as i64, available - next + 1);
         PollState::Processed(handled)
     }
 

@@ -237,6 +237,9 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
             sequences: (0..new.workers.len().max(1))
                 .map(|_| Arc::new(Sequence::new(start)))
                 .collect(),
+            counters: (0..new.workers.len().max(1))
+                .map(|_| Arc::new(crate::consume::counters::StageCounters::new()))
+                .collect(),
             dynamic,
             gone: false,
             control: Arc::new(Control::default()),
@@ -262,8 +265,10 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
 
     /// The poller of stage `index`, a poller stage: dropping it takes the stage out of the graph.
     pub(crate) fn poller(&self, index: usize) -> Poller<E, S, W> {
-        let (sequence, first) =
-            self.read(|g| (g.stages[index].sequences[0].clone(), g.stages[index].first));
+        let (sequence, first, counters) = self.read(|g| {
+            let s = &g.stages[index];
+            (s.sequences[0].clone(), s.first, s.counters[0].clone())
+        });
         let (core, graph) = (self.core.clone(), self.graph.clone());
         let leave = Box::new(move || change(&core, &graph, |g| g.stages[index].gone = true));
         Poller::new(
@@ -272,6 +277,7 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
             first,
             self.tracker(index),
             leave,
+            counters,
         )
     }
 

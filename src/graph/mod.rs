@@ -9,6 +9,7 @@
 //! | `spawn.rs` | starting a stage's threads, pinning, counting them out |
 //! | `builder.rs`, `queue.rs` | [`Builder`](builder::Builder) and the running [`Disruptor`](queue::Disruptor) |
 //! | `report.rs`, `error.rs` | what a shutdown reports; the errors of building and of stage operations |
+//! | `metrics.rs` | a running queue's counters at one moment, as a table and through the `metrics` facade |
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub(crate) mod builder;
 pub(crate) mod error;
 #[allow(clippy::module_inception)]
 pub(crate) mod graph;
+pub(crate) mod metrics;
 pub(crate) mod queue;
 pub(crate) mod report;
 pub(crate) mod spawn;

@@ -302,11 +302,15 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
             StageKind::Pool { batch } => Some(batch),
         };
         let barrier = self.wired.barrier(index);
-        let sequences = self.wired.read(|g| g.stages[index].sequences.clone());
+        let (sequences, counters) = self.wired.read(|g| {
+            let s = &g.stages[index];
+            (s.sequences.clone(), s.counters.clone())
+        });
         let (threads, failed) = launch(
             workers,
             &barrier,
             sequences,
+            counters,
             pool_batch,
             &mut self.spawned,
             &self.finished,
@@ -357,6 +361,77 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     /// ```
     pub fn graph_tracker(&self) -> Tracker {
         Tracker::graph(self.wired.core.clone())
+    }
+
+    /// The queue at this moment ([`QueueMetrics`](crate::QueueMetrics), with a `Display` that
+    /// prints a compact table): the ring's fill level, the published count, each stage's
+    /// position and lag, and, with the `counters` cargo feature, the producer side's slow-path
+    /// counts and each stage's events, batches, batch sizes, waiting and busy time, skips,
+    /// retries, panics and highest lag (without it those read zero, except a poller's events,
+    /// which are its progress). Reading costs the running queue nothing: each counter is a
+    /// plain value its own thread stores (see [`Counts`](crate::Counts)).
+    ///
+    /// ```
+    /// # use ringmq::{Builder, Consumer, Yielding};
+    /// # use std::time::Duration;
+    /// # let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// # let sink = b.add(Consumer::new("sink", |_: &u64, _, _| {}));
+    /// # let (mut producer, mut queue) = b.build()?;
+    /// let seq = producer.publish(|e| *e = 1)?;
+    /// queue.graph_tracker().wait_processed(seq, Duration::from_secs(5))?;
+    /// let m = queue.metrics();
+    /// assert_eq!((m.published, m.stages[0].processed), (1, 0));
+    /// # drop(producer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> crate::QueueMetrics {
+        let cursor = self.cursor();
+        let (found_full, producers_waiting) = self.wired.core.producer_counters.read();
+        let stages = self.wired.read(|g| {
+            g.stages
+                .iter()
+                .map(|s| {
+                    let mut counts = crate::Counts::default();
+                    for c in &s.counters {
+                        counts.add(&c.read());
+                    }
+                    let processed = s
+                        .sequences
+                        .iter()
+                        .map(|q| q.get())
+                        .min()
+                        .unwrap_or(crate::INITIAL)
+                        .min(cursor);
+                    let (kind, threads) = match s.kind {
+                        StageKind::Consumer => ("consumer", 1),
+                        StageKind::Pool { .. } => ("pool", s.sequences.len()),
+                        StageKind::Poller => {
+                            // A poller counts no events (see `StageCounters::shape`): they
+                            // are the sequences it passed since it joined.
+                            counts.events = (processed - (s.first - 1)).max(0) as u64;
+                            ("poller", 0)
+                        }
+                    };
+                    crate::StageMetrics {
+                        name: s.name.clone(),
+                        kind,
+                        threads,
+                        live: s.live(),
+                        processed,
+                        lag: (cursor - processed).max(0) as u64,
+                        counts,
+                    }
+                })
+                .collect()
+        });
+        crate::QueueMetrics {
+            capacity: self.capacity(),
+            published: (cursor + 1).max(0) as u64,
+            fill: self.capacity() - self.remaining_capacity(),
+            found_full,
+            producers_waiting,
+            stages,
+        }
     }
 
     /// How far behind the producers a stage is: the cursor minus the stage's sequence (for a

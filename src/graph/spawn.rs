@@ -144,6 +144,7 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
     workers: Vec<Worker<E, S, W>>,
     barrier: &Barrier<E, S, W>,
     sequences: Vec<Arc<Sequence>>,
+    counters: Vec<Arc<crate::consume::counters::StageCounters>>,
     pool_batch: Option<usize>,
     next_id: &mut usize,
     finished: &Arc<Finished>,
@@ -151,7 +152,7 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
     let start = sequences[0].get_relaxed();
     let pool = pool_batch.map(|batch| Arc::new(PoolClaim::new(start + 1, workers.len(), batch)));
     let mut threads = Vec::with_capacity(workers.len());
-    for (worker, sequence) in workers.into_iter().zip(sequences) {
+    for ((worker, sequence), counters) in workers.into_iter().zip(sequences).zip(counters) {
         let id = *next_id;
         let processor = Processor {
             name: worker.name.clone(),
@@ -160,6 +161,7 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
             sequence,
             options: worker.options.clone(),
             pool: pool.clone(),
+            counters,
         };
         let pin = worker.options.pin;
         let start = worker.start;

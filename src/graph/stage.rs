@@ -69,6 +69,8 @@ pub(crate) struct Stage {
     pub(crate) exclusive: bool,
     /// One per thread of the stage: a consumer and a poller have one, a pool one per worker.
     pub(crate) sequences: Vec<Arc<Sequence>>,
+    /// One counter block per thread (per poller), beside `sequences`.
+    pub(crate) counters: Vec<Arc<crate::consume::counters::StageCounters>>,
     /// Added while running: it may start ahead of its upstream, which must then keep gating.
     pub(crate) dynamic: bool,
     /// Removed (its threads joined) or, for a poller, dropped: no longer part of the graph.

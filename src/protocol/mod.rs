@@ -52,6 +52,8 @@ pub(crate) struct Core<E, S, W> {
     pub(crate) lifecycle: Lifecycle,
     /// Live producer handles; dropping the last one closes the queue.
     pub(crate) producers: AtomicUsize,
+    /// The producer side's slow-path counters (`consume::counters`).
+    pub(crate) producer_counters: crate::consume::counters::ProducerCounters,
 }
 
 impl<E, S: SequencerImpl, W: WaitStrategy> Core<E, S, W> {
@@ -66,6 +68,7 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Core<E, S, W> {
             wait,
             lifecycle: Lifecycle::new(),
             producers: AtomicUsize::new(1),
+            producer_counters: Default::default(),
         }
     }
 
@@ -140,5 +143,8 @@ impl<E, S, W: WaitStrategy> ClaimContext for Core<E, S, W> {
     #[inline]
     fn wait(&self) -> &W {
         &self.wait
+    }
+    fn found_full(&self, waited: Option<std::time::Duration>) {
+        self.producer_counters.found_full(waited);
     }
 }

@@ -87,6 +87,12 @@ pub(crate) trait ClaimContext {
     /// A multi-producer claim is about to take `first..first + n` from the claim counter: where
     /// a claim may die with its process, it records the range first, so that a survivor can
     /// repair it. Nothing in one process.
+    /// A claim found the ring full (`waited`: how long it then waited, if it did): for the
+    /// producer-side counters. Nothing across processes.
+    #[inline]
+    fn found_full(&self, waited: Option<std::time::Duration>) {
+        let _ = waited;
+    }
     #[inline]
     fn announce(&self, first: i64, n: i64) {
         let _ = (first, n);
@@ -176,18 +182,37 @@ fn wait_for_room<C: ClaimContext>(cx: &C, wrap: i64, mode: Mode) -> Result<i64, 
         let min = cx.gating_minimum();
         (min >= wrap).then_some(min)
     };
-    let stop = || cx.phase().refuses_claims().then_some(());
+    // With the `counters` feature, when the ring was first found full: `stop` is asked only
+    // after `ready` said no, so a claim that finds room pays nothing, and the clock is read
+    // only when the producer is about to wait anyway.
+    #[cfg(feature = "counters")]
+    let mut full_since = None;
+    let stop = || {
+        #[cfg(feature = "counters")]
+        if full_since.is_none() {
+            full_since = Some(crate::sync::now());
+        }
+        cx.phase().refuses_claims().then_some(())
+    };
     let deadline = match mode {
         Mode::Try => {
             return match ready() {
                 Some(min) => Ok(min),
-                None => Err(PublishError::Full),
+                None => {
+                    cx.found_full(None);
+                    Err(PublishError::Full)
+                }
             }
         }
         Mode::Block => None,
         Mode::Until(d) => d,
     };
-    match cx.wait().wait_until(ready, stop, deadline) {
+    let waited = cx.wait().wait_until(ready, stop, deadline);
+    #[cfg(feature = "counters")]
+    if let Some(since) = full_since {
+        cx.found_full(since.map(|s: std::time::Instant| s.elapsed()));
+    }
+    match waited {
         Waited::Ready(min) => Ok(min),
         Waited::Stopped(()) => Err(cx.publish_error()),
         Waited::TimedOut => Err(PublishError::Timeout),
