@@ -44,6 +44,15 @@ pub enum PublishError {
     /// [`Disruptor::add`](crate::Disruptor::add) (or `add_after`, `add_pool`, `add_poller`)
     /// lets publishes through again.
     NoConsumers,
+    /// The stall watchdog found a stage stalled (events waiting for it, its sequence still for
+    /// its `stall_timeout`) and, by its [`StallPolicy::FailQueue`](crate::StallPolicy), stopped
+    /// the queue.
+    ConsumerStalled {
+        /// The stalled stage.
+        consumer: String,
+        /// The sequence it did not get past.
+        sequence: i64,
+    },
     /// A batch larger than the ring can never fit.
     BatchTooLarge {
         /// The batch size asked for.
@@ -72,6 +81,11 @@ impl fmt::Display for PublishError {
                 f,
                 "consumer `{consumer}` panicked at sequence {sequence} and halted the queue; \
                  shut it down to collect the panic"
+            ),
+            PublishError::ConsumerStalled { consumer, sequence } => write!(
+                f,
+                "stage `{consumer}` stalled at sequence {sequence} and its watchdog policy failed \
+                 the queue; shut it down (the stalled thread is left to finish)"
             ),
             PublishError::NoConsumers => write!(
                 f,
@@ -121,6 +135,14 @@ pub enum TrackerError {
         /// The sequence it was handling.
         sequence: i64,
     },
+    /// The stall watchdog failed the queue over a stalled stage (see
+    /// [`PublishError::ConsumerStalled`]).
+    ConsumerStalled {
+        /// The stalled stage.
+        consumer: String,
+        /// The sequence it did not get past.
+        sequence: i64,
+    },
     /// The tracked stage was removed from the queue (or the tracked poller dropped).
     StageRemoved {
         /// The stage.
@@ -147,6 +169,11 @@ impl fmt::Display for TrackerError {
                 "consumer `{consumer}` panicked at sequence {sequence} and halted the queue; \
                  shut it down to collect the panic"
             ),
+            TrackerError::ConsumerStalled { consumer, sequence } => write!(
+                f,
+                "stage `{consumer}` stalled at sequence {sequence} and its watchdog policy failed \
+                 the queue"
+            ),
             TrackerError::StageRemoved { stage } => write!(
                 f,
                 "stage `{stage}` was removed, so it will not process this sequence; track another \
@@ -169,6 +196,9 @@ impl From<PublishError> for TrackerError {
         match e {
             PublishError::ConsumerFailed { consumer, sequence } => {
                 TrackerError::ConsumerFailed { consumer, sequence }
+            }
+            PublishError::ConsumerStalled { consumer, sequence } => {
+                TrackerError::ConsumerStalled { consumer, sequence }
             }
             PublishError::NoConsumers => TrackerError::NoConsumers,
             PublishError::Timeout => TrackerError::Timeout,

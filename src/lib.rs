@@ -121,6 +121,7 @@ pub use graph::queue::Disruptor;
 pub use graph::report::{ConsumerReport, HandlerPanic, ShutdownReport};
 #[allow(deprecated)]
 pub use graph::stage::{ConsumerId, StageId};
+pub use graph::watchdog::{Stall, StallPolicy};
 pub use producer::{MultiProducer, Producer, SingleProducer};
 pub use protocol::sequence::INITIAL;
 pub use protocol::sequencer::{Multi, Sequencer, Single};

@@ -84,6 +84,7 @@ pub(crate) struct Options {
     pub(crate) wait: Option<PollingWait>,
     pub(crate) retry: RetryPolicy,
     pub(crate) coalesce: Option<Coalesce>,
+    pub(crate) stall: Option<(Duration, crate::graph::watchdog::StallPolicy)>,
 }
 
 /// See [`Consumer::coalesce`]: pause when chasing a streaming producer with a small batch.
@@ -366,6 +367,25 @@ impl<E, H: IntoProcess<E>> Consumer<E, H> {
             min: clamp_count(min_batch),
             delay,
         });
+        self
+    }
+
+    /// Watches this stage for stalls: if events are waiting for it and its sequence has not
+    /// moved for `timeout`, the queue's watchdog thread reports it (the builder's
+    /// [`on_stall`](crate::Builder::on_stall) callback and a warning through `log`) and applies
+    /// `policy` (see [`StallPolicy`](crate::StallPolicy)). A stage with nothing to do is never
+    /// stalled, nor is a slow one that moves. For a pool, set on its workers (the first one's
+    /// setting is the stage's). The watchdog runs only if some stage asks for it; the watched
+    /// threads do nothing for it.
+    ///
+    /// ```
+    /// use ringmq::{Consumer, StallPolicy};
+    /// use std::time::Duration;
+    /// let c = Consumer::new("db", |_: &u64, _, _| {})
+    ///     .stall_timeout(Duration::from_millis(500), StallPolicy::FailQueue);
+    /// ```
+    pub fn stall_timeout(mut self, timeout: Duration, policy: crate::StallPolicy) -> Self {
+        self.options.stall = Some((timeout, policy));
         self
     }
 

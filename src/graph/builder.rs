@@ -61,6 +61,8 @@ pub struct Builder<E, S, W> {
     /// Closes the core if the builder is dropped unbuilt (its pollers then see `Closed`): set
     /// where the bounds are known (see `Producer`).
     close: fn(&Core<E, S, W>),
+    /// The stall watchdog's callback, if set.
+    on_stall: Option<crate::graph::watchdog::OnStall>,
 }
 
 impl<E: Send + Sync + 'static, W: WaitStrategy> Builder<E, Single, W> {
@@ -111,7 +113,29 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
             wired: Some(Wired::new(Core::new(Ring::new(capacity, factory), wait))),
             pending: Vec::new(),
             close: Core::close,
+            on_stall: None,
         })
+    }
+
+    /// Called by the stall watchdog with each stall it detects (before the stage's
+    /// [`StallPolicy`](crate::StallPolicy) applies), on the watchdog's thread: keep it short
+    /// (log, alert, count). The watchdog also logs a warning through `log`. See
+    /// [`Consumer::stall_timeout`](crate::Consumer::stall_timeout).
+    ///
+    /// ```
+    /// use ringmq::{Builder, Consumer, StallPolicy, Yielding};
+    /// use std::time::Duration;
+    /// let mut b = Builder::single_producer(64, || 0u64, Yielding)?;
+    /// b.on_stall(|stall| eprintln!("ALERT: {stall}"));
+    /// b.add(Consumer::new("db", |_: &u64, _, _| {})
+    ///     .stall_timeout(Duration::from_secs(2), StallPolicy::Alert));
+    /// let (producer, queue) = b.build()?;
+    /// # drop(producer); queue.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_stall(&mut self, f: impl Fn(&crate::Stall) + Send + Sync + 'static) -> &mut Self {
+        self.on_stall = Some(std::sync::Arc::new(f));
+        self
     }
 
     fn wired(&self) -> &Wired<E, S, W> {
@@ -255,7 +279,11 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
             wired.core.set_no_stage(false);
         });
         let core = wired.core.clone();
-        let queue = Disruptor::start(wired, std::mem::take(&mut self.pending))?;
+        let queue = Disruptor::start(
+            wired,
+            std::mem::take(&mut self.pending),
+            self.on_stall.take(),
+        )?;
         Ok((Producer::new(core), queue))
     }
 }

@@ -247,6 +247,17 @@ pub enum ShutdownError {
         /// What every consumer thread did, this one included.
         report: ShutdownReport,
     },
+    /// The stall watchdog failed the queue over a stalled stage
+    /// ([`StallPolicy::FailQueue`](crate::StallPolicy::FailQueue)); its threads were left to
+    /// finish and are not in `report`, which has every other consumer thread.
+    ConsumerStalled {
+        /// The stalled stage.
+        consumer: String,
+        /// The sequence it did not get past.
+        sequence: i64,
+        /// What every other consumer thread did.
+        report: ShutdownReport,
+    },
     /// The consumers did not finish draining before the timeout; they were halted.
     Timeout,
     /// `shutdown`, `shutdown_timeout` or `halt` was called on the thread of one of the queue's
@@ -271,6 +282,13 @@ impl fmt::Display for ShutdownError {
             } => write!(
                 f,
                 "consumer `{consumer}` panicked in {hook} at sequence {sequence}: {message}"
+            ),
+            ShutdownError::ConsumerStalled {
+                consumer, sequence, ..
+            } => write!(
+                f,
+                "stage `{consumer}` stalled at sequence {sequence} and its watchdog policy failed \
+                 the queue; its threads were left to finish"
             ),
             ShutdownError::Timeout => write!(
                 f,

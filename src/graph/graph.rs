@@ -240,6 +240,8 @@ impl<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy> Wired<E, S, W>
             counters: (0..new.workers.len().max(1))
                 .map(|_| Arc::new(crate::consume::counters::StageCounters::new()))
                 .collect(),
+            stall: new.workers.first().and_then(|w| w.options.stall),
+            detached: Default::default(),
             dynamic,
             gone: false,
             control: Arc::new(Control::default()),

@@ -9,6 +9,7 @@
 //! | `spawn.rs` | starting a stage's threads, pinning, counting them out |
 //! | `builder.rs`, `queue.rs` | [`Builder`](builder::Builder) and the running [`Disruptor`](queue::Disruptor) |
 //! | `report.rs`, `error.rs` | what a shutdown reports; the errors of building and of stage operations |
+//! | `watchdog.rs` | the stall watchdog: its thread, `StallPolicy`, `Stall` |
 //! | `metrics.rs` | a running queue's counters at one moment, as a table and through the `metrics` facade |
 
 #![forbid(unsafe_code)]
@@ -22,3 +23,4 @@ pub(crate) mod queue;
 pub(crate) mod report;
 pub(crate) mod spawn;
 pub(crate) mod stage;
+pub(crate) mod watchdog;

@@ -15,9 +15,10 @@ use crate::graph::error::{BuildError, ShutdownError, StageError};
 use crate::graph::graph::Wired;
 use crate::graph::report::ShutdownReport;
 use crate::graph::spawn::{
-    check_cores, collect, launch, Finished, NewStage, Pending, Running, Worker,
+    check_cores, collect, launch, Finished, NewStage, Pending, Running, Slots, Worker,
 };
 use crate::graph::stage::{StageId, StageKind};
+use crate::graph::watchdog::{OnStall, Watchdog};
 use crate::protocol::sequencer::Sequencer;
 use crate::protocol::wait::WaitStrategy;
 use crate::protocol::Core;
@@ -71,6 +72,9 @@ pub struct Disruptor<E, S, W> {
     finished: Arc<Finished>,
     /// Consumer threads ever started (removed ones included: they arrived at `finished` too).
     spawned: usize,
+    /// The stall watchdog, once a stage asks for one; its callback.
+    watchdog: Option<Watchdog>,
+    on_stall: Option<OnStall>,
     /// Closes the queue on drop: set where the bounds are known (see `Producer`).
     close: fn(&Core<E, S, W>),
 }
@@ -220,7 +224,13 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
     }
 
     fn join(&mut self, deadline: Option<Instant>) -> Result<ShutdownReport, ShutdownError> {
+        // No stall is reported while the queue stops (its consumers stand still on purpose).
+        if let Some(mut dog) = self.watchdog.take() {
+            dog.stop();
+        }
         let running: Vec<Running> = self.threads.iter_mut().flat_map(std::mem::take).collect();
+        // Threads left to finish by the watchdog never arrive at `finished` while stuck.
+        let detached = running.iter().filter(|r| r.is_detached()).count();
         if let Some(me) = running.iter().find(|r| r.is_current()) {
             // Called from a handler: its thread cannot wait for itself (joining it would fail
             // with EDEADLK). The queue is closed or halted already and drains without us; the
@@ -230,18 +240,25 @@ impl<E, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W> {
             });
         }
         // Without a deadline, joining is the wait; with one, wait on the count first.
-        if deadline.is_some() && !self.finished.wait(self.spawned, deadline) {
+        if deadline.is_some() && !self.finished.wait(self.spawned - detached, deadline) {
             self.wired.core.halt();
             // Give threads that only waited a moment to see the halt; stuck ones are detached.
             let grace = crate::sync::deadline_in(Duration::from_millis(100));
-            if self.finished.wait(self.spawned, grace) {
-                for r in running {
+            if self.finished.wait(self.spawned - detached, grace) {
+                for r in running.into_iter().filter(|r| !r.is_detached()) {
                     let _ = r.handle.join();
                 }
             }
             return Err(ShutdownError::Timeout);
         }
         let (report, panicked) = collect(running);
+        if let Some(f) = self.wired.core.lifecycle.failure().filter(|f| f.stalled) {
+            return Err(ShutdownError::ConsumerStalled {
+                consumer: f.consumer,
+                sequence: f.sequence,
+                report,
+            });
+        }
         // The failure producers were told of, if the queue failed; else the first panic in time.
         let first = match self.wired.core.lifecycle.failure() {
             Some(f) => panicked.iter().find(|p| p.0 == f.worker),
@@ -271,12 +288,15 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
     pub(crate) fn start(
         wired: Wired<E, S, W>,
         pending: Vec<Pending<E, S, W>>,
+        on_stall: Option<OnStall>,
     ) -> Result<Self, BuildError> {
         let mut queue = Self {
             wired,
             threads: Vec::new(),
             finished: Arc::new(Finished::new()),
             spawned: 0,
+            watchdog: None,
+            on_stall,
             close: Core::close,
         };
         for (index, (kind, workers)) in pending.into_iter().enumerate() {
@@ -285,7 +305,33 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
                 return Err(e);
             }
         }
+        if let Err(e) = queue.watch_if_asked() {
+            drop(queue.halt());
+            return Err(e);
+        }
         Ok(queue)
+    }
+
+    /// Starts the stall watchdog if a stage asks for one and it is not running yet.
+    fn watch_if_asked(&mut self) -> Result<(), BuildError> {
+        if self.watchdog.is_some()
+            || !self
+                .wired
+                .read(|g| g.stages.iter().any(|s| s.stall.is_some()))
+        {
+            return Ok(());
+        }
+        let dog = Watchdog::start(
+            self.wired.core.clone(),
+            self.wired.graph.clone(),
+            self.on_stall.clone(),
+        )
+        .map_err(|e| BuildError::Spawn {
+            consumer: "ringmq-watchdog".into(),
+            message: e.to_string(),
+        })?;
+        self.watchdog = Some(dog);
+        Ok(())
     }
 
     /// Starts the threads of stage `index` (already in the graph, its sequences where they
@@ -302,15 +348,18 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
             StageKind::Pool { batch } => Some(batch),
         };
         let barrier = self.wired.barrier(index);
-        let (sequences, counters) = self.wired.read(|g| {
+        let slots = self.wired.read(|g| {
             let s = &g.stages[index];
-            (s.sequences.clone(), s.counters.clone())
+            Slots {
+                sequences: s.sequences.clone(),
+                counters: s.counters.clone(),
+                detached: s.detached.clone(),
+            }
         });
         let (threads, failed) = launch(
             workers,
             &barrier,
-            sequences,
-            counters,
+            slots,
             pool_batch,
             &mut self.spawned,
             &self.finished,
@@ -625,6 +674,7 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Disruptor<E, S, W>
         // that saw the old value slept forever).
         core.wait.notify();
         self.launch(index, stage.kind, stage.workers)?;
+        self.watch_if_asked()?;
         // In place, reading from the join point on: publishes may go through again if the queue
         // had no live stage. Under the graph's lock, as the flag is set (`graph::change`), so a
         // stage leaving at the same time cannot set it after this clears it.
@@ -696,7 +746,7 @@ impl<E, S, W> Drop for Disruptor<E, S, W> {
         (self.close)(&self.wired.core);
         let running: Vec<Running> = self.threads.iter_mut().flat_map(std::mem::take).collect();
         if !running.iter().any(Running::is_current) {
-            for r in running {
+            for r in running.into_iter().filter(|r| !r.is_detached()) {
                 let _ = r.handle.join();
             }
         }

@@ -127,6 +127,8 @@ pub(crate) struct Running {
     /// The thread's id within the queue (see `Processor::worker`).
     pub(crate) worker: usize,
     pub(crate) handle: JoinHandle<ConsumerExit>,
+    /// The stage's flag: set, the thread is left to finish on its own (stall watchdog).
+    pub(crate) detached: crate::graph::watchdog::Detached,
 }
 
 impl Running {
@@ -134,21 +136,40 @@ impl Running {
     pub(crate) fn is_current(&self) -> bool {
         self.handle.thread().id() == crate::sync::thread::current().id()
     }
+
+    /// Whether the watchdog left this thread to finish on its own: not to be joined.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.detached.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
-/// Starts one thread per worker over `barrier`, their sequences `sequences` (one each), as a
-/// pool if `pool_batch` is given; `next_id` numbers the threads within the queue. On a spawn
-/// failure returns the threads started so far with the error, for the caller to stop.
+/// What a stage's threads take from its graph node: a sequence and a counter block each, and
+/// the stage's detached flag.
+pub(crate) struct Slots {
+    pub(crate) sequences: Vec<Arc<Sequence>>,
+    pub(crate) counters: Vec<Arc<crate::consume::counters::StageCounters>>,
+    pub(crate) detached: crate::graph::watchdog::Detached,
+}
+
+/// Starts one thread per worker over `barrier`, with its sequence and counters from `slots`
+/// (one each), as a pool if `pool_batch` is given; `next_id` numbers the threads within the
+/// queue. On a spawn failure returns the threads started so far with the error, for the caller
+/// to stop.
 #[allow(clippy::type_complexity)]
 pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy>(
     workers: Vec<Worker<E, S, W>>,
     barrier: &Barrier<E, S, W>,
-    sequences: Vec<Arc<Sequence>>,
-    counters: Vec<Arc<crate::consume::counters::StageCounters>>,
+    slots: Slots,
     pool_batch: Option<usize>,
     next_id: &mut usize,
     finished: &Arc<Finished>,
 ) -> (Vec<Running>, Option<BuildError>) {
+    let Slots {
+        sequences,
+        counters,
+        detached,
+    } = slots;
+    let detached = &detached;
     let start = sequences[0].get_relaxed();
     let pool = pool_batch.map(|batch| Arc::new(PoolClaim::new(start + 1, workers.len(), batch)));
     let mut threads = Vec::with_capacity(workers.len());
@@ -180,6 +201,7 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
                     name: worker.name,
                     worker: id,
                     handle,
+                    detached: detached.clone(),
                 });
             }
             Err(e) => {
@@ -199,7 +221,8 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
 pub(crate) fn collect(running: Vec<Running>) -> (ShutdownReport, Vec<(usize, usize, usize)>) {
     let mut consumers = Vec::with_capacity(running.len());
     let mut panicked = Vec::new();
-    for r in running {
+    // Threads the stall watchdog left to finish are not waited for (nor reported).
+    for r in running.into_iter().filter(|r| !r.is_detached()) {
         let exit = match r.handle.join() {
             Ok(exit) => exit,
             // The loop catches every panic; this is one in ringmq's own bookkeeping.

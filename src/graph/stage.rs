@@ -71,6 +71,10 @@ pub(crate) struct Stage {
     pub(crate) sequences: Vec<Arc<Sequence>>,
     /// One counter block per thread (per poller), beside `sequences`.
     pub(crate) counters: Vec<Arc<crate::consume::counters::StageCounters>>,
+    /// The stall watchdog's timeout and policy for it, if it asked for one.
+    pub(crate) stall: Option<(std::time::Duration, crate::graph::watchdog::StallPolicy)>,
+    /// Set by the watchdog when its policy leaves the stage's threads to finish on their own.
+    pub(crate) detached: crate::graph::watchdog::Detached,
     /// Added while running: it may start ahead of its upstream, which must then keep gating.
     pub(crate) dynamic: bool,
     /// Removed (its threads joined) or, for a poller, dropped: no longer part of the graph.

@@ -64,6 +64,8 @@ pub(crate) struct Failure {
     /// The consumer thread's id within the queue (names need not be unique).
     pub(crate) worker: usize,
     pub(crate) sequence: i64,
+    /// A stall the watchdog failed the queue over, rather than a panic.
+    pub(crate) stalled: bool,
 }
 
 /// The lifecycle's words: the state and the drain target. Plain atomics with a fixed layout and
@@ -232,9 +234,16 @@ impl Lifecycle {
     pub(crate) fn publish_error(&self) -> PublishError {
         if self.is_failed() {
             if let Some(f) = self.failure.lock().unwrap().as_ref() {
-                return PublishError::ConsumerFailed {
-                    consumer: f.consumer.clone(),
-                    sequence: f.sequence,
+                return if f.stalled {
+                    PublishError::ConsumerStalled {
+                        consumer: f.consumer.clone(),
+                        sequence: f.sequence,
+                    }
+                } else {
+                    PublishError::ConsumerFailed {
+                        consumer: f.consumer.clone(),
+                        sequence: f.sequence,
+                    }
                 };
             }
         }
@@ -244,12 +253,18 @@ impl Lifecycle {
     /// Fails the queue because `consumer` (thread `worker`) panicked at `sequence`; the first
     /// failure wins, and is the one producers and `shutdown()` both report.
     pub(crate) fn fail(&self, consumer: &str, worker: usize, sequence: i64) {
+        self.fail_as(consumer, worker, sequence, false);
+    }
+
+    /// As [`fail`](Self::fail), for a stall (`stalled`) or a panic.
+    pub(crate) fn fail_as(&self, consumer: &str, worker: usize, sequence: i64, stalled: bool) {
         let mut slot = self.failure.lock().unwrap();
         if slot.is_none() {
             *slot = Some(Failure {
                 consumer: consumer.to_owned(),
                 worker,
                 sequence,
+                stalled,
             });
         }
         drop(slot);

@@ -99,6 +99,13 @@ impl<E, S: SequencerImpl, W: WaitStrategy> Core<E, S, W> {
         self.wait.notify();
     }
 
+    /// Fails the queue because the stall watchdog found `stage` stalled at `sequence`.
+    pub(crate) fn fail_stalled(&self, stage: &str, sequence: i64) {
+        self.lifecycle.fail_as(stage, usize::MAX, sequence, true);
+        self.sequencer.refuse();
+        self.wait.notify();
+    }
+
     /// Records that the queue has no live stage (`true`: producers are refused instead of
     /// waiting for room nobody will make) or has one again. The graph calls it under its lock,
     /// so a stage leaving and one joining cannot undo each other's flag; the caller notifies.
