@@ -281,3 +281,42 @@ fn counts_default_to_zero() {
     assert_eq!(c.batch_sizes, [0; BATCH_BUCKETS]);
     assert_eq!(c.waiting + c.busy, Duration::ZERO);
 }
+
+/// The export through the `metrics` facade, rendered by a Prometheus recorder local to this
+/// test: names, labels and values exactly.
+#[test]
+#[cfg(feature = "metrics")]
+fn the_export_renders_as_prometheus_series() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let scrape = recorder.handle();
+    let mut b = Builder::single_producer(16, || 0u64, Blocking::new()).unwrap();
+    let mut poller = b.add_poller(&[]).unwrap();
+    let (mut producer, queue) = b.build().unwrap();
+    for i in 0..12 {
+        producer.publish(|e| *e = i).unwrap();
+    }
+    assert_eq!(poller.poll(|_, _, _| true), PollState::Processed(12));
+    for i in 0..3 {
+        producer.publish(|e| *e = i).unwrap();
+    }
+    metrics::with_local_recorder(&recorder, || queue.metrics().export("q"));
+    let body = scrape.render();
+    let labels = r#"queue="q",stage="poller-0",kind="poller""#;
+    for want in [
+        r#"ringmq_published_total{queue="q"} 15"#.to_string(),
+        r#"ringmq_ring_fill{queue="q"} 3"#.to_string(),
+        r#"ringmq_ring_capacity{queue="q"} 16"#.to_string(),
+        format!("ringmq_stage_events_total{{{labels}}} 12"),
+        format!("ringmq_stage_batches_total{{{labels}}} 1"),
+        format!("ringmq_stage_lag{{{labels}}} 3"),
+        format!("ringmq_stage_max_lag{{{labels}}} 12"),
+        format!(r#"ringmq_stage_batches_by_size_total{{{labels},size="8"}} 1"#),
+    ] {
+        assert!(
+            body.lines().any(|l| l == want),
+            "missing `{want}` in:\n{body}"
+        );
+    }
+    drop((producer, poller));
+    queue.shutdown().unwrap();
+}
