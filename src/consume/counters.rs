@@ -8,7 +8,8 @@
 //!   and the counters of one block may be from slightly different moments (a snapshot is for
 //!   monitoring, not for accounting across counters).
 //! - Updates happen once per batch (events, batches, the batch-size bucket, the highest lag),
-//!   once per wait that really waited (the time, two clock reads), and on the rare paths
+//!   once per sixteen waits that really waited (the time, two clock reads, scaled), and on the
+//!   rare paths
 //!   (skips, retries, panics). Nothing is counted per event.
 //! - The producer side is counted on its slow path only (a claim that found the ring full), where
 //!   an atomic add costs nothing the producer was not already waiting for; the number published
@@ -23,6 +24,9 @@ use crate::sync::{AtomicU64, Ordering};
 /// Batch-size buckets: bucket `i` counts batches of `2^i ..= 2^(i+1) - 1` events (the last one
 /// also everything larger).
 pub const BATCH_BUCKETS: usize = 16;
+
+/// A consumer times one wait in this many (see `Processor::counted_wait`).
+pub(crate) const WAIT_SAMPLE: u32 = 16;
 
 /// One stage thread's counters.
 #[derive(Debug)]
@@ -134,7 +138,8 @@ impl StageCounters {
             *out = load(b);
         }
         let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
-        let waiting = Duration::from_nanos(load(&h.wait_nanos));
+        // An estimate (sampled waits, scaled): never more than the time there was.
+        let waiting = Duration::from_nanos(load(&h.wait_nanos)).min(elapsed);
         Counts {
             events: load(&h.events),
             batches: batch_sizes.iter().sum(),
@@ -165,7 +170,8 @@ pub struct Counts {
     /// Batch sizes in log2 buckets: `batch_sizes[i]` counts batches of `2^i ..= 2^(i+1) - 1`
     /// events (the last bucket also everything larger).
     pub batch_sizes: [u64; BATCH_BUCKETS],
-    /// Time spent in waits that found no event at first (summed over a pool's workers).
+    /// Time spent in waits that found no event at first (summed over a pool's workers): an
+    /// estimate, from one wait in 16 timed and scaled.
     pub waiting: Duration,
     /// Time since the thread started, less `waiting`: handling, and the loop's own work.
     pub busy: Duration,

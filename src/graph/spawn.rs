@@ -183,6 +183,7 @@ pub(crate) fn launch<E: Send + Sync + 'static, S: SequencerImpl, W: WaitStrategy
             options: worker.options.clone(),
             pool: pool.clone(),
             counters,
+            waits: std::cell::Cell::new(0),
         };
         let pin = worker.options.pin;
         let start = worker.start;
