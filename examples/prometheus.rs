@@ -1,12 +1,14 @@
 //! The queue's counters as a Prometheus scrape: `QueueMetrics::export` through the `metrics`
-//! facade into `metrics-exporter-prometheus`'s recorder, rendered as the body a `/metrics`
-//! endpoint would serve.
+//! facade into `metrics-exporter-prometheus`'s recorder, served at `/metrics` on a loopback port
+//! (a plain std listener, one request), and scraped by the example itself as Prometheus would.
 //!
 //! `cargo run --release --features metrics --example prometheus [events]` (default 100,000)
 //!
 //! A service exports on a timer (every scrape interval, or from its `/metrics` handler just
 //! before rendering); here once, after the traffic.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -38,8 +40,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .tracker(pool)?
         .wait_processed(events as i64 - 1, Duration::from_secs(30))?;
 
-    queue.metrics().export("orders");
-    let body = scrape.render();
+    // The endpoint: export the snapshot, render, answer (a service does this per scrape).
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::scope(|s| -> Result<String, Box<dyn std::error::Error>> {
+        let serving = s.spawn(|| -> std::io::Result<()> {
+            let (mut conn, _) = listener.accept()?;
+            let mut request = [0u8; 1024];
+            let n = conn.read(&mut request)?;
+            assert!(request[..n].starts_with(b"GET /metrics"));
+            queue.metrics().export("orders");
+            let body = scrape.render();
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        });
+        // The scrape.
+        let mut conn = TcpStream::connect(addr)?;
+        write!(conn, "GET /metrics HTTP/1.1\r\nhost: {addr}\r\n\r\n")?;
+        let mut response = String::new();
+        conn.read_to_string(&mut response)?;
+        serving.join().expect("the endpoint thread")?;
+        Ok(response)
+    })?;
+    let (head, body) = server.split_once("\r\n\r\n").ok_or("no HTTP body")?;
+    println!("{}", head.lines().next().unwrap_or(""));
     // The ringmq series (the recorder may hold others).
     for line in body.lines().filter(|l| l.contains("ringmq_")) {
         println!("{line}");
