@@ -18,6 +18,8 @@
 //! - Each stall is reported once, when it is detected (a [`Stall`] to the builder's
 //!   [`on_stall`](crate::Builder::on_stall) callback and a warning through the `log` facade),
 //!   then the policy applies; a stage that moves again and stalls again is reported again.
+//! - Only while the queue runs: once it drains, halts or fails (a `FailQueue` stall included),
+//!   its stages stop on purpose and nothing more is reported.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Condvar;
@@ -171,6 +173,11 @@ fn watch<E, S: SequencerImpl, W: WaitStrategy>(
             if *stopped {
                 return;
             }
+        }
+        // A queue that is draining, halted or failed stands its stages still on purpose.
+        if !core.lifecycle.is_running() {
+            seen.clear();
+            continue;
         }
         let now = Instant::now();
         let mut stalls = Vec::new();
