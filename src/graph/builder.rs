@@ -117,8 +117,8 @@ impl<E: Send + Sync + 'static, S: Sequencer, W: WaitStrategy> Builder<E, S, W> {
         })
     }
 
-    /// Called by the stall watchdog with each stall it detects (before the stage's
-    /// [`StallPolicy`](crate::StallPolicy) applies), on the watchdog's thread: keep it short
+    /// Called by the stall watchdog with each stall it detects (once the stage's
+    /// [`StallPolicy`](crate::StallPolicy) has been applied), on the watchdog's thread: keep it short
     /// (log, alert, count). The watchdog also logs a warning through `log`. See
     /// [`Consumer::stall_timeout`](crate::Consumer::stall_timeout).
     ///

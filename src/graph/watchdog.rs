@@ -17,7 +17,7 @@
 //!   the timeout plus one look.
 //! - Each stall is reported once, when it is detected (a [`Stall`] to the builder's
 //!   [`on_stall`](crate::Builder::on_stall) callback and a warning through the `log` facade),
-//!   then the policy applies; a stage that moves again and stalls again is reported again.
+//!   right after its policy has been applied; a stage that moves again and stalls again is reported again.
 //! - Only while the queue runs: once it drains, halts or fails (a `FailQueue` stall included),
 //!   its stages stop on purpose and nothing more is reported.
 
@@ -232,10 +232,8 @@ fn watch<E, S: SequencerImpl, W: WaitStrategy>(
             }
         }
         for (index, detached, stall) in stalls {
-            crate::diag::warn(format_args!("{stall}"));
-            if let Some(f) = on_stall {
-                f(&stall);
-            }
+            // The policy first, then the report: whoever learns of the stall (the callback, the
+            // log) finds it already applied (a producer told "stalled" gets the error at once).
             match stall.policy {
                 StallPolicy::Alert => {}
                 StallPolicy::FailQueue => {
@@ -248,6 +246,10 @@ fn watch<E, S: SequencerImpl, W: WaitStrategy>(
                     control.leave();
                     change(core, graph, |g| g.stages[index].gone = true);
                 }
+            }
+            crate::diag::warn(format_args!("{stall}"));
+            if let Some(f) = on_stall {
+                f(&stall);
             }
         }
     }
