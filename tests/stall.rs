@@ -58,6 +58,13 @@ fn stuck_run(policy: StallPolicy) {
         producer.publish(|e| *e = i).unwrap();
     }
     let stuck_since = reached.recv().unwrap();
+    // The healthy stage is done long before the stuck one can be found stalled (FailQueue would
+    // stop it otherwise).
+    queue
+        .tracker(ok)
+        .unwrap()
+        .wait_processed(19, Duration::from_secs(10))
+        .unwrap();
     let stall = stalls
         .recv_timeout(Duration::from_secs(10))
         .expect("no stall reported");
@@ -71,11 +78,6 @@ fn stuck_run(policy: StallPolicy) {
         detected_after < TIMEOUT * 10,
         "{policy:?}: after {detected_after:?}"
     );
-    queue
-        .tracker(ok)
-        .unwrap()
-        .wait_processed(19, Duration::from_secs(10))
-        .unwrap();
     match policy {
         StallPolicy::Alert => {
             assert!(queue.is_running());
