@@ -169,10 +169,11 @@ fn a_slow_but_moving_stage_and_an_idle_one_are_never_reported() {
         );
         let idle_stage = b.add(
             Consumer::new("idle", |_: &u64, _, _| {})
-                .stall_timeout(Duration::from_millis(20), StallPolicy::FailQueue),
+                .stall_timeout(Duration::from_millis(100), StallPolicy::FailQueue),
         );
         let (mut producer, queue) = b.build().unwrap();
-        // Idle for many of the idle stage's timeouts: nothing waits for it, so no stall.
+        // Idle for three of the idle stage's timeouts: nothing waits for it, so no stall. (Its
+        // timeout leaves room for a wake-up delayed on a loaded machine, under TSan in CI.)
         std::thread::sleep(Duration::from_millis(300));
         for i in 0..15 {
             producer.publish(|e| *e = i).unwrap();
