@@ -46,9 +46,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = std::thread::scope(|s| -> Result<String, Box<dyn std::error::Error>> {
         let serving = s.spawn(|| -> std::io::Result<()> {
             let (mut conn, _) = listener.accept()?;
-            let mut request = [0u8; 1024];
-            let n = conn.read(&mut request)?;
-            assert!(request[..n].starts_with(b"GET /metrics"));
+            // The whole request head: closing with unread bytes would reset the connection.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+            }
+            assert!(request.starts_with(b"GET /metrics"));
             queue.metrics().export("orders");
             let body = scrape.render();
             write!(
