@@ -20,25 +20,6 @@ bugs=(
   "retry-keeps-the-half-built-batch|journal/src/stage.rs|s/        self.buf.clear\(\);\n        self.count = 0;\n    \}/    }/|journal|a_failed_batch_is_replayed"
 )
 
-caught=0
-total=0
-for entry in "${bugs[@]}"; do
-    IFS='|' read -r name file subst test filter_name <<<"$entry"
-    [[ -n "$filter" && ! "$name" =~ $filter ]] && continue
-    total=$((total + 1))
-    rm -rf "$work/tree" && mkdir -p "$work/tree"
-    (cd "$root" && git ls-files -z | xargs -0 -I{} cp --parents {} "$work/tree/")
-    if ! perl -0pi -e "\$n = ($subst); die \"matched \$n times\\n\" unless \$n == 1" "$work/tree/$file"; then
-        echo "SEED FAILED  $name (the substitution did not match once)"
-        continue
-    fi
-    if (cd "$work/tree" && CARGO_TARGET_DIR="$target" timeout 900 \
-        cargo test -q -p ringmq-journal --test "$test" -- "$filter_name" >"$work/log" 2>&1); then
-        echo "MISSED       $name ($test::$filter_name passed)"
-    else
-        echo "caught       $name ($test::$filter_name failed)"
-        caught=$((caught + 1))
-    fi
-done
-echo "$caught of $total seeded bugs caught"
-[[ $caught -eq $total ]]
+package=ringmq-journal
+# shellcheck source=../tools/seeded-run.sh
+source "$root/tools/seeded-run.sh"
