@@ -44,6 +44,10 @@
 //!   woken by whoever moves the sequence it waits on.
 //! - **Processes** ([`ipc`], Linux): the same ring in a shared-memory segment, surviving a killed
 //!   peer.
+//! - **Disk and other machines**, in workspace crates built on this one: `ringmq-journal` (a
+//!   journal stage whose receipt means durable, replay, checkpoints) and `ringmq-nats` (a bridge
+//!   to NATS JetStream: a stage whose receipt means stored by the stream, and a source from a
+//!   durable consumer acknowledged after a stage you choose).
 //!
 //! ## Where things are
 //! - `protocol/`: sequences, the ring, the sequencers (`single`, `multi`), barriers, the gating
