@@ -781,7 +781,9 @@ fn random_damage_is_an_error_or_a_clean_prefix_never_a_panic() {
     };
     for case in 0..200 {
         let dir = TempDir::new("random");
-        let options = JournalOptions::new(&dir.0).segment_bytes(4096).sync(SyncPolicy::Os);
+        let options = JournalOptions::new(&dir.0)
+            .segment_bytes(4096)
+            .sync(SyncPolicy::Os);
         let mut journal = Journal::open(options).unwrap();
         for i in 0..300u64 {
             journal.append_batch([payload(i).as_slice()]).unwrap();
