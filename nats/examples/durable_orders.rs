@@ -7,7 +7,7 @@
 //! on. At the end every acknowledged order is in the journal and in the stream, once, and the
 //! balances equal a fold of the journal.
 //!
-//! `cargo run --release --example durable_orders [orders]` (default 200,000). Needs a NATS
+//! `cargo run --release -p ringmq-nats --example durable_orders [orders]` (default 200,000). Needs a NATS
 //! server with JetStream: `NATS_URL=nats://host:4222`, or `nats-server` installed
 //! (`apt-get install nats-server`), which the example then starts on a free loopback port.
 
