@@ -16,7 +16,7 @@ use crate::journal::{Journal, Writer, NO_OFFSET};
 /// A failed write or sync asks for the batch to be replayed ([`Retry`], whose reason names the
 /// file and the error); the segment is first cut back to where the batch began. Once the
 /// consumer's [`RetryPolicy`] is spent the failure goes to its [`ringmq::PanicPolicy`]: keep the
-/// default, `Halt`, for a journal, since a policy that skips events would let receipts pass
+/// default, `HaltAll`, for a journal, since a policy that skips events would let receipts pass
 /// events that are not on disk.
 ///
 /// ```
