@@ -1,6 +1,11 @@
-//! Helpers shared by ringmq's benchmark drivers (`compare`, `latency`, `bench_report` in
-//! `src/bin/`) and its criterion suite (`benches/scenarios.rs`): one copy of each.
+//! Helpers shared by ringmq's benchmark drivers (`compare`, `latency`, `bench_report`,
+//! `nats_rate` in `src/bin/`) and its criterion suite (`benches/scenarios.rs`): one copy of each.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 /// Pins the calling thread to the core with id `core`; does nothing where that core does not
@@ -66,4 +71,42 @@ pub fn percentiles(h: &Histogram<u64>) -> [u64; 6] {
         h.value_at_quantile(0.9999),
         h.max(),
     ]
+}
+
+/// The cache-line round trip between cores 0 and 1, ns: the median of 7 bursts of 2000 (the
+/// host's placement: under 100 ns "near", over 400 ns "far"; see the README's Performance). Both
+/// sides run on threads of their own, so the main thread's affinity stays whole (the disruptor
+/// crate checks a pinned core against the caller's).
+pub fn cache_line_floor() -> f64 {
+    let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let l = line.clone();
+    let rounds = 7 * 2000u64;
+    let echo = std::thread::spawn(move || {
+        pin(1);
+        for i in 0..rounds {
+            while l.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            l.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let ping = std::thread::spawn(move || {
+        pin(0);
+        let mut bursts = Vec::new();
+        for b in 0..7 {
+            let t = Instant::now();
+            for i in b * 2000..(b + 1) * 2000 {
+                line.store(2 * i + 1, Ordering::Release);
+                while line.load(Ordering::Acquire) != 2 * i + 2 {
+                    std::hint::spin_loop();
+                }
+            }
+            bursts.push(t.elapsed().as_nanos() as f64 / 2000.0);
+        }
+        bursts
+    });
+    let mut bursts = ping.join().unwrap();
+    echo.join().unwrap();
+    bursts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    bursts[bursts.len() / 2]
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use disruptor::ProcessorSettings;
-use ringmq_tools::{pin, DisruptorYield};
+use ringmq_tools::{cache_line_floor, pin, DisruptorYield};
 
 /// The ring size of every queue in a trial: `--ring` (default 65,536, the criterion suite's;
 /// with 1,024 the `disruptor` crate's producer, which busy-spins on a full ring whatever the
@@ -70,42 +70,6 @@ fn supported(imp: &str, scenario: &str) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // The child: probe, run one scenario, probe.
-
-/// The cache-line round trip between cores 0 and 1, ns: the median of 7 bursts of 2000. Both
-/// sides run on threads of their own, so the main thread's affinity stays whole (the disruptor
-/// crate checks a pinned core against the caller's).
-fn floor() -> f64 {
-    let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
-    let l = line.clone();
-    let rounds = 7 * 2000u64;
-    let echo = std::thread::spawn(move || {
-        pin(1);
-        for i in 0..rounds {
-            while l.load(Ordering::Acquire) != 2 * i + 1 {
-                std::hint::spin_loop();
-            }
-            l.store(2 * i + 2, Ordering::Release);
-        }
-    });
-    let ping = std::thread::spawn(move || {
-        pin(0);
-        let mut bursts = Vec::new();
-        for b in 0..7 {
-            let t = Instant::now();
-            for i in b * 2000..(b + 1) * 2000 {
-                line.store(2 * i + 1, Ordering::Release);
-                while line.load(Ordering::Acquire) != 2 * i + 2 {
-                    std::hint::spin_loop();
-                }
-            }
-            bursts.push(t.elapsed().as_nanos() as f64 / 2000.0);
-        }
-        bursts
-    });
-    let mut bursts = ping.join().unwrap();
-    echo.join().unwrap();
-    median(&mut bursts)
-}
 
 /// A 64-byte event.
 #[derive(Clone, Copy, Default)]
@@ -1060,9 +1024,9 @@ fn main() {
         if let Some(n) = args.get(4) {
             RING_SIZE.store(n.parse().expect("a ring size"), Ordering::Relaxed);
         }
-        let before = floor();
+        let before = cache_line_floor();
         let value = trial(scenario, imp);
-        let after = floor();
+        let after = cache_line_floor();
         println!("RESULT {value} {before} {after}");
         return;
     }
