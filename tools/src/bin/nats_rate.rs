@@ -2,8 +2,8 @@
 //! `nats-server -js`, measured in the same run.
 //!
 //! ```sh
-//! cargo run --release -p ringmq-tools --bin nats_rate                # 5 rounds, 100 000 messages
-//! cargo run --release -p ringmq-tools --bin nats_rate -- 3 20000
+//! cargo run --release -p ringmq-tools --features nats --bin nats_rate                # 5 rounds, 100 000 messages
+//! cargo run --release -p ringmq-tools --features nats --bin nats_rate -- 3 20000
 //! ```
 //!
 //! Needs `nats-server` (Debian's package; `$NATS_SERVER` names another binary). Each trial is a
