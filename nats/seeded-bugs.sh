@@ -15,6 +15,7 @@ bugs=(
   "failed-batch-not-resent|nats/src/publisher.rs|s/return Err\(Retry::new\(why\)\);/return Ok(());/|bridge|the_server_restarted"
   "no-message-id|nats/src/publisher.rs|s/\.message_id\(id\);/;/|bridge|a_resend_is_dropped"
   "ack-before-the-stage|nats/src/source.rs|s/if let Err\(e\) = processed.processed_async\(sequence\).await \{/if let Err(e) = std::future::ready(Ok::<(), ringmq::TrackerError>(())).await {/|bridge|two_processes"
+  "cluster-list-as-one-address|nats/src/lib.rs|s/\.connect\(servers\),/.connect(url),/|bridge|a_three_server_cluster"
 )
 
 package=ringmq-nats

@@ -12,8 +12,9 @@
 //! - **In** ([`Bridge::source`]): pulls from a durable JetStream consumer, publishes each message
 //!   into a ring, and acknowledges it to JetStream only once a stage you choose has processed it.
 //!   At-least-once across machines: a crash of either side loses nothing; what was processed but
-//!   not yet acknowledged is delivered again (at most the consumer's `max_ack_pending` messages),
-//!   with its message id, so the application can drop it.
+//!   not yet acknowledged is delivered again (at most the consumer's `max_ack_pending` messages
+//!   per crash or failover), with its message id, so the application can drop it (by the id:
+//!   on a cluster the redelivery mark can be missing after a failover).
 //!
 //! The bridge runs its own small tokio runtime (one worker thread) for the connection, so the
 //! ring's threads need none: the publishing stage blocks on its batch's acknowledgements, the
@@ -175,12 +176,18 @@ impl Bridge {
             .enable_all()
             .build()
             .map_err(BridgeError::Runtime)?;
+        // async-nats parses a `&str` as one address: a cluster's list is split here.
+        let servers: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = runtime
             .block_on(
                 async_nats::ConnectOptions::new()
                     .max_reconnects(None)
                     .connection_timeout(Duration::from_secs(5))
-                    .connect(url),
+                    .connect(servers),
             )
             .map_err(|e| BridgeError::Connect {
                 url: url.to_string(),

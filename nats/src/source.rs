@@ -126,12 +126,16 @@ pub struct InMessage<'a> {
     /// Its sequence in the stream.
     pub stream_sequence: u64,
     /// How many times JetStream delivered it (more than 1: a redelivery, after a crash or an
-    /// ack that did not arrive).
+    /// ack that did not arrive). A hint, not a guarantee: on a clustered stream, a message
+    /// handed out again after its consumer's leader changed can still say 1 (the count had not
+    /// reached the new leader; seen with nats-server 2.9). Drop duplicates by [`Self::id`].
     pub delivered: i64,
 }
 
 impl InMessage<'_> {
-    /// Whether JetStream delivered it before (the application may already have applied it).
+    /// Whether JetStream says it delivered it before (the application may already have applied
+    /// it). `false` does not prove a first delivery on a cluster (see [`Self::delivered`]): the
+    /// message id does.
     ///
     /// ```
     /// let m = ringmq_nats::InMessage { id: None, subject: "s", payload: b"", stream_sequence: 9, delivered: 2 };
@@ -170,7 +174,8 @@ impl SourceStats {
         self.0[1].load(Ordering::Relaxed)
     }
 
-    /// Messages received that JetStream had delivered before.
+    /// Messages received marked as delivered before (`delivered` > 1; on a cluster a failover
+    /// can hand a message out again unmarked, which this does not count).
     ///
     /// ```
     /// assert_eq!(ringmq_nats::SourceStats::default().redelivered(), 0);

@@ -1,5 +1,6 @@
 //! A real `nats-server` with JetStream for the tests: started on a loopback port with a store
-//! directory of its own, stopped (and its directory removed) when dropped.
+//! directory of its own, stopped (and its directory removed) when dropped; or three of them
+//! routed into one JetStream cluster.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -40,13 +41,33 @@ pub struct NatsServer {
     binary: PathBuf,
     pub dir: PathBuf,
     pub port: u16,
+    /// The server's name (`-n`): what JetStream names a stream's leader and replicas by.
+    pub name: String,
+    /// Arguments beyond the store and the client port (the cluster's).
+    args: Vec<String>,
     child: Option<Child>,
+}
+
+/// A free loopback port (bound, read and released: a port for a cluster route, which the
+/// servers must know before they start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl NatsServer {
     /// Starts a server on a free loopback port; `None` if nats-server is not installed.
     pub fn start(name: &str) -> Option<NatsServer> {
         let binary = server_binary()?;
+        let mut server = NatsServer::new(binary, name, Vec::new());
+        server.launch();
+        Some(server)
+    }
+
+    fn new(binary: PathBuf, name: &str, args: Vec<String>) -> NatsServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "ringmq-nats-{name}-{}-{}",
@@ -55,14 +76,48 @@ impl NatsServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = NatsServer {
+        NatsServer {
             binary,
             dir,
             port: 0,
+            name: name.to_string(),
+            args,
             child: None,
-        };
-        server.launch();
-        Some(server)
+        }
+    }
+
+    /// Three servers routed into one JetStream cluster (`ringmq`), each with its own store and
+    /// client port; `None` if nats-server is not installed. The cluster elects its JetStream
+    /// meta leader by itself after start (streams can be created once it has one).
+    pub fn cluster(name: &str) -> Option<Vec<NatsServer>> {
+        let binary = server_binary()?;
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let all_routes = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers: Vec<NatsServer> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let args = [
+                    "--cluster_name",
+                    "ringmq",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{route}"),
+                    "--routes",
+                    &all_routes,
+                ]
+                .map(String::from)
+                .to_vec();
+                NatsServer::new(binary.clone(), &format!("{name}-{i}"), args)
+            })
+            .collect();
+        for s in &mut servers {
+            s.launch();
+        }
+        Some(servers)
     }
 
     /// Starts the process (on `self.port`, or a free one the first time) and waits for it to
@@ -74,8 +129,18 @@ impl NatsServer {
             self.port.to_string()
         };
         let mut child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-n",
+                &self.name,
+                "-sd",
+            ])
             .arg(&self.dir)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -126,6 +191,14 @@ impl NatsServer {
             rx.recv_timeout(GUARD)
                 .expect("nats-server did not stop")
                 .unwrap();
+        }
+    }
+
+    /// Kills the server with SIGKILL (no flush, no goodbye to its routes) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
         }
     }
 
