@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -340,6 +341,63 @@ fn wait_stream_healthy(bridge: &Bridge, stream: &str) -> String {
     }
 }
 
+/// A producer thread that publishes consecutive orders in bursts: each burst starts when told
+/// and runs until paused, so whatever the test does meanwhile happens while it is publishing.
+struct Bursts {
+    go: mpsc::Sender<()>,
+    pause: Arc<AtomicBool>,
+    paused: Receiver<i64>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Bursts {
+    fn start(mut p: SingleProducer<Order, Blocking>) -> Bursts {
+        let (go, starts) = mpsc::channel::<()>();
+        let (report, paused) = mpsc::channel();
+        let pause = Arc::new(AtomicBool::new(false));
+        let flag = pause.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut next, mut last) = (0u64, -1i64);
+            for () in starts {
+                // Relaxed: the flag orders nothing; the report goes through the channel.
+                while !flag.load(AtomicOrdering::Relaxed) {
+                    last = p.publish(|o| *o = next).unwrap();
+                    next += 1;
+                }
+                report.send(last).unwrap();
+            }
+            next
+        });
+        Bursts {
+            go,
+            pause,
+            paused,
+            thread,
+        }
+    }
+
+    /// Publishes until `at` events are stored, runs `during` while publishing goes on, waits
+    /// until 3,000 more are stored after it, and pauses; returns the last sequence published.
+    fn with(&self, stored: &ringmq::Tracker, at: i64, during: impl FnOnce()) -> i64 {
+        self.pause.store(false, AtomicOrdering::Relaxed);
+        self.go.send(()).unwrap();
+        stored.wait_processed(at, GUARD).unwrap();
+        during();
+        let after = stored.processed() + 3000;
+        stored.wait_processed(after, GUARD).unwrap();
+        self.pause.store(true, AtomicOrdering::Relaxed);
+        let last = self.paused.recv_timeout(GUARD).unwrap();
+        stored.wait_processed(last, GUARD).unwrap();
+        last
+    }
+
+    /// Stops the thread; returns the number of orders published.
+    fn finish(self) -> u64 {
+        drop(self.go);
+        self.thread.join().unwrap()
+    }
+}
+
 #[test]
 fn a_three_server_cluster_loses_nothing_when_the_leader_and_the_clients_server_are_killed() {
     let Some(mut cluster) = NatsServer::cluster("cl") else {
@@ -363,70 +421,55 @@ fn a_three_server_cluster_loses_nothing_when_the_leader_and_the_clients_server_a
     }
     wait_stream_healthy(&bridge, "C");
     phases.push(("stream", start.elapsed()));
-    const N: u64 = 20_000;
     let (source, inq, applied) = inbound(&bridge, "C", "reader");
     let (p, q, stored, stats) = outbound(&bridge, "c.x");
-    // The producer publishes each half when told to, so each kill lands mid-stream.
-    let (go, halves) = mpsc::channel::<std::ops::Range<u64>>();
-    let (done, last_of_half) = mpsc::channel::<i64>();
-    let publisher = std::thread::spawn(move || {
-        let mut p = p;
-        for half in halves {
-            let mut last = 0;
-            for i in half {
-                last = p.publish(|o| *o = i).unwrap();
-            }
-            done.send(last).unwrap();
-        }
-    });
+    let bursts = Bursts::start(p);
+    let kill = |cluster: &mut [NatsServer], name: &str| {
+        let i = cluster.iter().position(|s| s.name == name).unwrap();
+        cluster[i].kill();
+        i
+    };
 
-    // First half: the stream's leader is killed with SIGKILL once a third of the half is
-    // stored; the other two elect a new leader and the publishing stage resends what was lost.
-    go.send(0..N / 2).unwrap();
-    stored.wait_processed(N as i64 / 6, GUARD).unwrap();
-    let leader = wait_stream_healthy(&bridge, "C");
-    let killed = cluster.iter().position(|s| s.name == leader).unwrap();
-    cluster[killed].kill();
-    phases.push(("leader killed", start.elapsed()));
-    let last = last_of_half.recv_timeout(GUARD).unwrap();
-    stored.wait_processed(last, GUARD).unwrap();
-    phases.push(("half stored", start.elapsed()));
+    // The stream's leader is killed with SIGKILL while events are in flight; the other two
+    // elect a new leader, the publishing stage resends what was lost and goes on.
+    let mut leader = String::new();
+    let mut killed = 0;
+    bursts.with(&stored, 3000, || {
+        leader = wait_stream_healthy(&bridge, "C");
+        killed = kill(&mut cluster, &leader);
+        phases.push(("leader killed", start.elapsed()));
+    });
+    phases.push(("3000 more stored", start.elapsed()));
     // It comes back on its store and catches up from the others.
     cluster[killed].launch();
     wait_stream_healthy(&bridge, "C");
     phases.push(("caught up", start.elapsed()));
 
-    // Second half: the server the bridge's client is connected to is killed; the client
-    // reconnects to another by itself.
+    // Then the server the bridge's client is connected to: the client reconnects to another.
     let connected = bridge.client().server_info().server_name;
-    go.send(N / 2..N).unwrap();
-    stored
-        .wait_processed(N as i64 / 2 + N as i64 / 6, GUARD)
-        .unwrap();
-    let second = cluster.iter().position(|s| s.name == connected).unwrap();
-    cluster[second].kill();
-    phases.push(("client's server killed", start.elapsed()));
-    let last = last_of_half.recv_timeout(GUARD).unwrap();
-    stored.wait_processed(last, GUARD).unwrap();
-    phases.push(("all stored", start.elapsed()));
-    drop(go);
-    publisher.join().unwrap();
+    let last = bursts.with(&stored, stored.processed() + 3000, || {
+        kill(&mut cluster, &connected);
+        phases.push(("client's server killed", start.elapsed()));
+    });
+    phases.push(("3000 more stored", start.elapsed()));
+    let n = bursts.finish();
+    assert_eq!(n as i64, last + 1);
     q.shutdown().unwrap();
     assert_ne!(bridge.client().server_info().server_name, connected);
     assert_eq!(
         bridge.stream_messages("C").unwrap(),
-        N,
+        n,
         "every event stored once, on the two replicas still up"
     );
-    assert_eq!(stats.stored() + stats.duplicates(), N);
+    assert_eq!(stats.stored() + stats.duplicates(), n);
     // Each of the two failovers can hand out again at most the ack window (256).
-    let again = read_every_id_once_by_id(&applied, N, 2 * 256, false);
+    let again = read_every_id_once_by_id(&applied, n, 2 * 256, false);
     phases.push(("all read", start.elapsed()));
     let source_stats = source.stats();
     source.stop(GUARD).unwrap();
     inq.shutdown().unwrap();
     println!(
-        "cluster: leader {leader} killed, then {connected} (the client's); {} resent batches, {} duplicates dropped by the window, {} redelivered to the reader ({} with the count still 1), {} fetch errors; at {phases:.1?}",
+        "cluster: {n} events; leader {leader} killed, then {connected} (the client's); {} resent batches, {} duplicates dropped by the window, {} redelivered to the reader ({} with the count still 1), {} fetch errors; at {phases:.1?}",
         stats.resent_batches(),
         stats.duplicates(),
         again.duplicates,
